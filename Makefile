@@ -1,0 +1,66 @@
+# Switchboard: `make up` starts the whole mesh, `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BUF := .tools/node_modules/.bin/buf
+BUF_VERSION := 1.75.0
+PYTEST_WORKERS ?= 4
+
+.PHONY: help venv tools gen gen-check lint buf-lint test test-unit test-integration up down status chaos bench clean
+
+help:
+	@echo "make up | down | status | test | gen | gen-check | lint | chaos | bench"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[local,dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+$(BUF):
+	npm install --silent --no-save --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
+
+tools: venv $(BUF)
+
+gen: venv
+	$(PY) scripts/gen.py
+
+gen-check: venv
+	$(PY) scripts/gen.py --check
+
+buf-lint: $(BUF)
+	cd proto && ../$(BUF) lint
+
+lint: venv buf-lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: tools gen-check lint
+	$(PY) scripts/ensure_rabbitmq.py
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile -q -m "not slow" tests
+	$(VENV)/bin/pytest -q -m slow tests
+
+test-unit: venv
+	$(VENV)/bin/pytest -q tests/unit
+
+up: venv
+	$(VENV)/bin/mesh up
+
+down: venv
+	$(VENV)/bin/mesh down
+
+status: venv
+	$(VENV)/bin/mesh status
+
+chaos: venv
+	$(PY) scripts/ensure_rabbitmq.py
+	$(VENV)/bin/pytest -q tests/chaos
+
+bench: venv
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""activity_svc: Near-real-time daily activity statistics from domain events."""

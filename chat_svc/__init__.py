@@ -1,0 +1,1 @@
+"""chat_svc: Chat rooms, history and resumable live streams."""

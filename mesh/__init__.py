@@ -1,0 +1,1 @@
+"""The small runtime every Switchboard service is built on."""

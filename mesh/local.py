@@ -1,0 +1,187 @@
+"""The local mesh behind `mesh up` / `mesh down` / `mesh status`: the embedded
+MongoDB-compatible server (unless MONGO_URL names one), the local RabbitMQ, the
+six services on their fixed ports and Envoy, with logs and pid files in .data/."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mesh import gateway
+from mesh.auth import ensure_keys
+from mesh.client import health_status
+from mesh.processes import port_open, read_pid, spawn, terminate, wait_until
+from mesh.topology import GATEWAY_PORT, MONGO_PORT, SERVICES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LocalPaths:
+    """Where the local mesh keeps its state."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / ".data"
+
+    @property
+    def logs(self) -> Path:
+        return self.data / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.data / "run"
+
+    @property
+    def keys(self) -> Path:
+        return self.data / "keys"
+
+    def pid(self, name: str) -> Path:
+        return self.run / f"{name}.pid"
+
+
+def project_root() -> Path:
+    return Path(os.environ.get("SWITCHBOARD_ROOT", Path.cwd())).resolve()
+
+
+def mongo_url() -> str:
+    return os.environ.get("MONGO_URL", f"mongodb://127.0.0.1:{MONGO_PORT}/?directConnection=true")
+
+
+def rabbitmq_url() -> str:
+    return os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+def start_embedded_mongo(paths: LocalPaths, port: int = MONGO_PORT) -> None:
+    """nx-27017 on SQLite files under .data/mongo (one file per database)."""
+    if read_pid(paths.pid("mongo")) or port_open(port):
+        return
+    data_dir = paths.data / "mongo"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    binary = shutil.which("nx-27017") or str(Path(sys.executable).parent / "nx-27017")
+    spawn(
+        [
+            binary,
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--log-file",
+            str(paths.logs / "mongo-server.log"),
+            "--pid-file",
+            str(paths.run / "mongo-server.pid"),
+        ],
+        log_path=paths.logs / "mongo.log",
+        pid_path=paths.pid("mongo"),
+    )
+    if not wait_until(lambda: port_open(port), 20):
+        raise SystemExit(f"embedded MongoDB did not open port {port}; see {paths.logs / 'mongo.log'}")
+
+
+def ensure_rabbitmq(url: str) -> None:
+    """Use the broker at `url`; start the local one when it is installed and stopped."""
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 5672
+    if port_open(port, host):
+        return
+    server = shutil.which("rabbitmq-server")
+    if host not in ("127.0.0.1", "localhost") or server is None:
+        raise SystemExit(f"RabbitMQ is not reachable at {host}:{port}")
+    subprocess.run([server, "-detached"], check=False)
+    if not wait_until(lambda: port_open(port, host), 60, 0.5):
+        raise SystemExit("the local RabbitMQ did not start within 60 s")
+
+
+def service_env(paths: LocalPaths, name: str, grpc_port: int, metrics_port: int) -> dict[str, str]:
+    return {
+        "SERVICE_NAME": name,
+        "GRPC_PORT": str(grpc_port),
+        "METRICS_PORT": str(metrics_port),
+        "MONGO_URL": mongo_url(),
+        "RABBITMQ_URL": rabbitmq_url(),
+        "JWT_PUBLIC_KEY_FILE": str(paths.keys / "jwt.pub"),
+        "JWT_PRIVATE_KEY_FILE": str(paths.keys / "jwt.key"),
+        "LOG_FILE": str(paths.logs / f"{name}.json.log"),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def up(paths: LocalPaths) -> float:
+    """Start everything that is not running yet; returns seconds until all SERVING."""
+    started = time.monotonic()
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    ensure_keys(paths.keys / "jwt.key", paths.keys / "jwt.pub")
+    if "MONGO_URL" not in os.environ:
+        start_embedded_mongo(paths)
+    ensure_rabbitmq(rabbitmq_url())
+    for spec in SERVICES:
+        if read_pid(paths.pid(spec.name)):
+            continue
+        spawn(
+            [sys.executable, "-m", spec.module],
+            log_path=paths.logs / f"{spec.name}.log",
+            env=service_env(paths, spec.name, spec.grpc_port, spec.metrics_port),
+            pid_path=paths.pid(spec.name),
+            cwd=paths.root,
+        )
+    start_gateway(paths)
+    for spec in SERVICES:
+        if not wait_until(partial(_is_serving, f"127.0.0.1:{spec.grpc_port}"), 60, 0.2):
+            raise SystemExit(f"{spec.name} is not SERVING; see {paths.logs / (spec.name + '.log')}")
+    if not wait_until(lambda: port_open(GATEWAY_PORT), 30):
+        raise SystemExit(f"envoy did not open port {GATEWAY_PORT}; see {paths.logs / 'envoy.log'}")
+    return time.monotonic() - started
+
+
+def _is_serving(target: str) -> bool:
+    return health_status(target) == "SERVING"
+
+
+def start_gateway(paths: LocalPaths) -> None:
+    if read_pid(paths.pid("envoy")):
+        return
+    config = gateway.render_local(paths.data / "envoy.yaml", paths.keys)
+    envoy = shutil.which("envoy") or str(Path(sys.executable).parent / "envoy")
+    spawn(
+        [envoy, "-c", str(config), "--log-level", "warn", "--base-id", str(os.getpid() % 60000)],
+        log_path=paths.logs / "envoy.log",
+        pid_path=paths.pid("envoy"),
+    )
+
+
+def down(paths: LocalPaths) -> list[str]:
+    """Stop what `up` started (services first, the store last); returns their names."""
+    stopped = []
+    for name in ["envoy", *(s.name for s in SERVICES), "mongo"]:
+        pid = read_pid(paths.pid(name))
+        if pid is not None:
+            terminate(pid)
+            stopped.append(name)
+        paths.pid(name).unlink(missing_ok=True)
+    return stopped
+
+
+def status() -> list[tuple[str, str, str]]:
+    """(service, address, health) for each service, plus the gateway."""
+    rows = [
+        (spec.name, f"127.0.0.1:{spec.grpc_port}", health_status(f"127.0.0.1:{spec.grpc_port}"))
+        for spec in SERVICES
+    ]
+    rows.append(
+        ("gateway", f"127.0.0.1:{GATEWAY_PORT}", "LISTENING" if port_open(GATEWAY_PORT) else "UNREACHABLE")
+    )
+    return rows
+
+
+def all_serving(rows: list[tuple[str, str, str]]) -> bool:
+    return all(h == "SERVING" for n, _, h in rows if n != "gateway")

@@ -1,0 +1,1 @@
+"""order_svc: Order placement with a transactional outbox."""

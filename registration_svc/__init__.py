@@ -1,0 +1,1 @@
+"""registration_svc: Job submission and the users' read model of their jobs."""

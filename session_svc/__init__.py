@@ -1,0 +1,1 @@
+"""session_svc: Paid chat sessions with server-owned pause-for-recharge timers."""

@@ -1,0 +1,113 @@
+"""Real processes for tests: an embedded MongoDB server and service processes,
+each on its own free port, so tests run in parallel without sharing state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mesh.client import health_status
+from mesh.processes import free_port, port_open, spawn, terminate, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+@dataclass
+class EmbeddedMongo:
+    """An nx-27017 server on a free port with its data in `data_dir`."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def start(self) -> EmbeddedMongo:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        binary = str(Path(sys.executable).parent / "nx-27017")
+        self.process = spawn(
+            [
+                binary,
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.port),
+                "--log-file",
+                str(self.data_dir / "server.log"),
+                "--pid-file",
+                str(self.data_dir / "server.pid"),
+            ],
+            log_path=self.data_dir / "stdout.log",
+        )
+        if not wait_until(lambda: port_open(self.port), 20):
+            raise RuntimeError(f"nx-27017 did not start on {self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            terminate(self.process.pid, timeout_s=5)
+            self.process = None
+
+
+@dataclass
+class ServiceProcess:
+    """`python -m <module>` with its own port; `env` adds to the test defaults."""
+
+    module: str
+    env: dict[str, str]
+    log_dir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.module}-{self.port}.log"
+
+    def start(self, wait_serving: bool = True, timeout_s: float = 30) -> ServiceProcess:
+        self.process = spawn(
+            [sys.executable, "-m", self.module],
+            log_path=self.log_path,
+            env={**self.env, "GRPC_PORT": str(self.port), "PYTHONUNBUFFERED": "1"},
+            cwd=ROOT,
+        )
+        if wait_serving and not wait_until(self.serving, timeout_s, 0.1):
+            raise RuntimeError(f"{self.module} not SERVING; log:\n{self.log_path.read_text()[-3000:]}")
+        return self
+
+    def serving(self) -> bool:
+        return health_status(self.target, timeout_s=0.5) == "SERVING"
+
+    def health(self, service: str = "") -> str:
+        return health_status(self.target, service, timeout_s=1.0)
+
+    def terminate(self) -> int | None:
+        """SIGTERM; returns the exit code once the process has stopped."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def kill(self) -> None:
+        """kill -9: no shutdown code runs."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            terminate(self.process.pid, timeout_s=10)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
