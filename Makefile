@@ -23,13 +23,18 @@ venv: $(VENV)/.installed
 $(BUF):
 	npm install --silent --no-save --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
 
-tools: venv $(BUF)
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+tools: venv $(BUF) /usr/bin/chromium
 
 gen: venv
 	$(PY) scripts/gen.py
+	$(PY) k8s/sync-descriptors
 
 gen-check: venv
 	$(PY) scripts/gen.py --check
+	$(PY) k8s/sync-descriptors --check
 
 buf-lint: $(BUF)
 	cd proto && ../$(BUF) lint
@@ -40,8 +45,8 @@ lint: venv buf-lint
 
 test: tools gen-check lint
 	$(PY) scripts/ensure_rabbitmq.py
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile -q -m "not slow" tests
-	$(VENV)/bin/pytest -q -m slow tests
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile -q -m "not slow and not chaos" tests
+	$(VENV)/bin/pytest -q -m "slow and not chaos" tests
 
 test-unit: venv
 	$(VENV)/bin/pytest -q tests/unit
@@ -55,11 +60,15 @@ down: venv
 status: venv
 	$(VENV)/bin/mesh status
 
-chaos: venv
+chaos: tools
 	$(PY) scripts/ensure_rabbitmq.py
-	$(VENV)/bin/pytest -q tests/chaos
+	$(VENV)/bin/pytest -q -m chaos tests/chaos
 
-bench: venv
+/usr/bin/wrk:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+
+bench: venv /usr/bin/wrk
+	$(PY) scripts/ensure_rabbitmq.py
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
 
 clean:

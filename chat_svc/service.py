@@ -1,11 +1,270 @@
-"""The gRPC servicer of chat_svc: proto in, command out, proto back."""
+"""The gRPC servicer of chat_svc: proto in, command out, proto back. Validation
+of request shapes lives here; membership and ownership rules in the model."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from switchboard.chat.v1 import chat_service_pb2 as pb
 from switchboard.chat.v1 import chat_service_pb2_grpc
+
+from chat_svc import handlers as commands
+from chat_svc.config import ChatConfig
+from chat_svc.convert import message_to_proto, room_to_proto
+from chat_svc.handlers import ChatHandlers, CreateRoom
+from chat_svc.hub import Hub
+from chat_svc.model import AudienceKind, Channel, RoomKind
+from chat_svc.presence import PresenceTracker
+from chat_svc.stream import Subscription
+from mesh.auth import current_principal
+from mesh.errors import FieldViolation, InvalidArgument, Violations
+
+ID_MAX = 128
+NAME_MAX = 100
+DEFAULT_PAGE = 50
+MAX_PAGE = 1000
+MAX_RECIPIENTS = 100
+MAX_SUBSCRIBED_ROOMS = 1000
+
+
+def _room_id(v: Violations, room_id: str, path: str = "room_id") -> None:
+    v.text(room_id, path, max_len=ID_MAX)
+
+
+def _page_size(v: Violations, size: int) -> int:
+    v.check(0 <= size <= MAX_PAGE, "page_size", f"must be between 0 and {MAX_PAGE}")
+    return size or DEFAULT_PAGE
+
+
+def encode_token(payload: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+
+
+def decode_token(token: str, expected: dict[str, Any], key: str) -> int:
+    """The integer `key` of a page token made for the same query; INVALID_ARGUMENT otherwise."""
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(token.encode()))
+        value = payload[key]
+        if not isinstance(value, int) or value < 0 or any(payload.get(k) != w for k, w in expected.items()):
+            raise ValueError(token)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgument([FieldViolation("page_token", "not a token of this query")]) from exc
+    return value
 
 
 class ChatService(chat_service_pb2_grpc.ChatServiceServicer):
-    """Chat rooms, history and resumable live streams.
+    """Rooms, members, messages, presence and the resumable Subscribe stream."""
 
-    RPCs not built yet answer UNIMPLEMENTED (see the service\'s issue)."""
+    def __init__(
+        self, config: ChatConfig, handlers: ChatHandlers, hub: Hub, presence: PresenceTracker
+    ) -> None:
+        self.config = config
+        self.handlers = handlers
+        self.hub = hub
+        self.presence = presence
+
+    async def CreateRoom(
+        self, request: pb.CreateRoomRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateRoomResponse:
+        v = Violations()
+        v.check(
+            request.kind in (RoomKind.GROUP, RoomKind.DIRECT, RoomKind.SESSION),
+            "kind",
+            "must be GROUP, DIRECT or SESSION",
+        )
+        v.text(
+            request.display_name, "display_name", max_len=NAME_MAX, required=request.kind == RoomKind.GROUP
+        )
+        v.text(request.request_id, "request_id", max_len=ID_MAX)
+        v.text(request.session_id, "session_id", max_len=ID_MAX, required=request.kind == RoomKind.SESSION)
+        v.check(len(request.member_ids) < self.config.chat_max_members, "member_ids", "too many members")
+        for i, member in enumerate(request.member_ids):
+            v.text(member, f"member_ids[{i}]", max_len=ID_MAX)
+        if request.kind == RoomKind.DIRECT:
+            v.check(
+                len(set(request.member_ids)) == 1, "member_ids", "a DIRECT room needs exactly one other user"
+            )
+        v.raise_if_any()
+        command = CreateRoom(
+            kind=RoomKind(request.kind),
+            display_name=request.display_name,
+            member_ids=list(request.member_ids),
+            request_id=request.request_id,
+            session_id=request.session_id,
+        )
+        room = await asyncio.to_thread(self.handlers.create_room, command, current_principal())
+        return pb.CreateRoomResponse(room=room_to_proto(room))
+
+    async def GetRoom(
+        self, request: pb.GetRoomRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetRoomResponse:
+        v = Violations()
+        _room_id(v, request.room_id)
+        v.raise_if_any()
+        room = await asyncio.to_thread(self.handlers.get_room, request.room_id, current_principal())
+        return pb.GetRoomResponse(room=room_to_proto(room))
+
+    async def ListRooms(
+        self, request: pb.ListRoomsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListRoomsResponse:
+        v = Violations()
+        size = _page_size(v, request.page_size)
+        v.check(request.kind in (0, 1, 2, 3), "kind", "unknown room kind")
+        v.raise_if_any()
+        caller = current_principal()
+        query = {"u": caller.user_id, "k": int(request.kind)}
+        offset = decode_token(request.page_token, query, "o") if request.page_token else 0
+        rooms = await asyncio.to_thread(self.handlers.list_rooms, caller, request.kind, offset, size + 1)
+        next_token = encode_token({**query, "o": offset + size}) if len(rooms) > size else ""
+        return pb.ListRoomsResponse(
+            rooms=[room_to_proto(r) for r in rooms[:size]], next_page_token=next_token
+        )
+
+    async def JoinRoom(
+        self, request: pb.JoinRoomRequest, context: grpc.aio.ServicerContext
+    ) -> pb.JoinRoomResponse:
+        v = Violations()
+        _room_id(v, request.room_id)
+        v.raise_if_any()
+        room = await asyncio.to_thread(self.handlers.join_room, request.room_id, current_principal())
+        return pb.JoinRoomResponse(room=room_to_proto(room))
+
+    async def LeaveRoom(
+        self, request: pb.LeaveRoomRequest, context: grpc.aio.ServicerContext
+    ) -> pb.LeaveRoomResponse:
+        v = Violations()
+        _room_id(v, request.room_id)
+        v.raise_if_any()
+        await asyncio.to_thread(self.handlers.leave_room, request.room_id, current_principal())
+        return pb.LeaveRoomResponse()
+
+    async def AddMember(
+        self, request: pb.AddMemberRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AddMemberResponse:
+        v = Violations()
+        _room_id(v, request.room_id)
+        v.text(request.user_id, "user_id", max_len=ID_MAX)
+        v.raise_if_any()
+        room = await asyncio.to_thread(
+            self.handlers.add_member,
+            request.room_id,
+            request.user_id,
+            current_principal(),
+            self.config.chat_max_members,
+        )
+        return pb.AddMemberResponse(room=room_to_proto(room))
+
+    async def RemoveMember(
+        self, request: pb.RemoveMemberRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RemoveMemberResponse:
+        v = Violations()
+        _room_id(v, request.room_id)
+        v.text(request.user_id, "user_id", max_len=ID_MAX)
+        v.raise_if_any()
+        room = await asyncio.to_thread(
+            self.handlers.remove_member, request.room_id, request.user_id, current_principal()
+        )
+        return pb.RemoveMemberResponse(room=room_to_proto(room))
+
+    async def SendMessage(
+        self, request: pb.SendMessageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SendMessageResponse:
+        command = self._send_command(request)
+        message = await asyncio.to_thread(self.handlers.send_message, command, current_principal())
+        return pb.SendMessageResponse(message=message_to_proto(message))
+
+    def _send_command(self, request: pb.SendMessageRequest) -> commands.SendMessage:
+        v = Violations()
+        _room_id(v, request.room_id)
+        v.text(request.client_message_id, "client_message_id", max_len=ID_MAX)
+        limit = self.config.chat_max_body_bytes
+        if v.check(bool(request.body.strip()), "body", "must not be empty"):
+            v.check(len(request.body.encode()) <= limit, "body", f"must be at most {limit} UTF-8 bytes")
+        v.check(request.channel in (0, 1, 2, 3), "channel", "unknown channel")
+        kind = request.audience.kind or AudienceKind.ROOM
+        recipients = list(request.audience.recipient_ids)
+        if v.check(kind in (1, 2, 3), "audience.kind", "unknown audience kind"):
+            if kind == AudienceKind.ROOM:
+                v.check(not recipients, "audience.recipient_ids", "must be empty for ROOM")
+            elif kind == AudienceKind.MEMBERS:
+                v.check(
+                    1 <= len(recipients) <= MAX_RECIPIENTS,
+                    "audience.recipient_ids",
+                    f"must list 1 to {MAX_RECIPIENTS} members",
+                )
+            else:
+                v.check(len(recipients) == 1, "audience.recipient_ids", "must list exactly one member")
+        for i, recipient in enumerate(recipients):
+            v.text(recipient, f"audience.recipient_ids[{i}]", max_len=ID_MAX)
+        v.raise_if_any()
+        return commands.SendMessage(
+            room_id=request.room_id,
+            client_message_id=request.client_message_id,
+            body=request.body,
+            channel=Channel(request.channel or Channel.CHAT),
+            audience=AudienceKind(kind),
+            recipient_ids=recipients,
+        )
+
+    async def ListMessages(
+        self, request: pb.ListMessagesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMessagesResponse:
+        v = Violations()
+        _room_id(v, request.room_id)
+        size = _page_size(v, request.page_size)
+        v.check(request.before_sequence >= 0, "before_sequence", "must not be negative")
+        v.raise_if_any()
+        query = {"r": request.room_id}
+        before = (
+            decode_token(request.page_token, query, "b") if request.page_token else request.before_sequence
+        )
+        messages = await asyncio.to_thread(
+            self.handlers.list_messages, request.room_id, before, size, current_principal()
+        )
+        oldest = messages[-1].sequence if messages else 0
+        next_token = encode_token({**query, "b": oldest}) if len(messages) == size and oldest > 1 else ""
+        return pb.ListMessagesResponse(
+            messages=[message_to_proto(m) for m in messages], next_page_token=next_token
+        )
+
+    async def Subscribe(
+        self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.SubscribeResponse]:
+        v = Violations()
+        v.check(
+            len(request.room_ids) <= MAX_SUBSCRIBED_ROOMS, "room_ids", f"at most {MAX_SUBSCRIBED_ROOMS} rooms"
+        )
+        for i, room_id in enumerate(request.room_ids):
+            _room_id(v, room_id, f"room_ids[{i}]")
+        positions: dict[str, int] = {}
+        for i, position in enumerate(request.positions):
+            _room_id(v, position.room_id, f"positions[{i}].room_id")
+            v.check(position.after_sequence >= 0, f"positions[{i}].after_sequence", "must not be negative")
+            positions[position.room_id] = position.after_sequence
+        v.raise_if_any()
+        subscription = Subscription(
+            self.config,
+            self.handlers,
+            self.hub,
+            self.presence,
+            current_principal(),
+            list(dict.fromkeys(request.room_ids)),
+            positions,
+        )
+        async for response in subscription.run():
+            yield response
+
+    async def ListPresence(
+        self, request: pb.ListPresenceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPresenceResponse:
+        v = Violations()
+        _room_id(v, request.room_id)
+        v.raise_if_any()
+        room = await asyncio.to_thread(self.handlers.get_room, request.room_id, current_principal())
+        online = await asyncio.to_thread(self.presence.online_among, room.member_ids)
+        return pb.ListPresenceResponse(online_user_ids=online)

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -127,7 +128,13 @@ class TokenVerifier:
     """Verifies RS256 bearer tokens against the mesh's public key."""
 
     def __init__(self, public_key_pem: bytes, issuer: str, audience: str) -> None:
-        self._key = serialization.load_pem_public_key(public_key_pem)
+        # Several PEM blocks may be present while keys rotate: any of them may sign.
+        self._keys = [
+            serialization.load_pem_public_key(block)
+            for block in _pem_blocks(public_key_pem)
+        ]
+        if not self._keys:
+            raise ValueError("no public key in the JWT public key file")
         self._issuer = issuer
         self._audience = audience
 
@@ -139,23 +146,37 @@ class TokenVerifier:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("expected 'authorization: Bearer <token>'")
-        try:
-            claims = jwt.decode(
-                token,
-                self._key,  # type: ignore[arg-type]
-                algorithms=["RS256"],
-                issuer=self._issuer,
-                audience=self._audience,
-                options={"require": ["sub", "exp", "iss", "aud"]},
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise Unauthenticated("token expired") from exc
-        except jwt.PyJWTError as exc:
-            raise Unauthenticated(f"invalid token: {exc}") from exc
+        claims = self._decode(token)
         roles = claims.get("roles", [])
         if not isinstance(roles, list):
             raise Unauthenticated("invalid token: roles must be a list")
         return Principal(user_id=str(claims["sub"]), roles=frozenset(map(str, roles)) & ROLES)
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        error: jwt.PyJWTError | None = None
+        for key in self._keys:
+            try:
+                claims: dict[str, Any] = jwt.decode(
+                    token,
+                    key,  # type: ignore[arg-type]
+                    algorithms=["RS256"],
+                    issuer=self._issuer,
+                    audience=self._audience,
+                    options={"require": ["sub", "exp", "iss", "aud"]},
+                )
+                return claims
+            except jwt.ExpiredSignatureError as exc:
+                raise Unauthenticated("token expired") from exc
+            except jwt.InvalidSignatureError as exc:
+                error = exc  # maybe signed by the other key of a rotation
+            except jwt.PyJWTError as exc:
+                raise Unauthenticated(f"invalid token: {exc}") from exc
+        raise Unauthenticated(f"invalid token: {error}")
+
+
+def _pem_blocks(pem: bytes) -> list[bytes]:
+    marker = b"-----END PUBLIC KEY-----"
+    return [part.strip() + b"\n" + marker + b"\n" for part in pem.split(marker) if part.strip()]
 
 
 def mint_token(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from mesh import local
 from mesh.auth import ROLES, ensure_keys, mint_token
@@ -40,10 +41,21 @@ def _print_status() -> bool:
 
 def _token(args: argparse.Namespace) -> int:
     paths = local.LocalPaths(local.project_root())
-    private, public = paths.keys / "jwt.key", paths.keys / "jwt.pub"
+    keys = args.keys_dir or paths.keys
+    private, public = keys / "jwt.key", keys / "jwt.pub"
     ensure_keys(private, public)
-    print(mint_token(private.read_bytes(), args.user, args.role, ttl_s=args.ttl))
+    token = mint_token(
+        private.read_bytes(), args.user, args.role, issuer=args.issuer, audience=args.audience, ttl_s=args.ttl
+    )
+    # --header prints what `curl -H` and `grpcurl -H` take as is.
+    print(f"authorization: Bearer {token}" if args.header else token)
     return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from chat_svc.console import main as chat_main  # lazy: the console lives with its service
+
+    return chat_main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--user", required=True)
     token.add_argument("--role", action="append", choices=sorted(ROLES), required=True)
     token.add_argument("--ttl", type=float, default=3600.0, help="seconds of validity")
+    token.add_argument("--issuer", default="switchboard", help="`iss` claim (JWT_ISSUER of the services)")
+    token.add_argument("--audience", default="switchboard", help="`aud` claim (JWT_AUDIENCE)")
+    token.add_argument("--keys-dir", type=Path, default=None, help="key pair folder (default .data/keys)")
+    token.add_argument("--header", action="store_true", help="print 'authorization: Bearer <token>'")
     token.set_defaults(run=_token)
+    chat = commands.add_parser("chat", help="console chat client (chat_svc.console)")
+    chat.add_argument("--room", required=True)
+    chat.add_argument("--user", required=True)
+    chat.add_argument("--target", action="append", help="host:port, repeat for failover")
+    chat.add_argument("--token", default="", help="bearer JWT; default: a dev token for --user")
+    chat.set_defaults(run=_chat)
     return parser
 
 

@@ -33,13 +33,18 @@ class MeshConfig(BaseSettings):
     bus_max_attempts: int = Field(5, gt=0)
     bus_retry_delays_ms: list[int] = Field(default_factory=lambda: [200, 1000, 5000, 15000])
     bus_reconnect_max_s: float = Field(5.0, gt=0)
+    bus_heartbeat_s: int = Field(30, ge=0, description="AMQP heartbeat; 0 disables it")
+    bus_publish_timeout_s: float = Field(10.0, gt=0, description="longest wait for a confirm")
 
     outbox_max_attempts: int = Field(10, gt=0)
     outbox_sweep_interval_s: float = Field(2.0, gt=0)
     outbox_claim_ttl_s: float = Field(30.0, gt=0)
     outbox_retention_s: float = Field(7 * 24 * 3600, gt=0)
     outbox_batch_size: int = Field(200, gt=0)
+    outbox_cleanup_interval_s: float = Field(60.0, gt=0)
+    outbox_retry_max_s: float = Field(60.0, gt=0, description="longest wait between attempts")
     inbox_retention_s: float = Field(14 * 24 * 3600, gt=0)
+    inbox_cleanup_interval_s: float = Field(60.0, gt=0)
 
     jwt_public_key_file: Path = Path(".data/keys/jwt.pub")
     jwt_private_key_file: Path = Path(".data/keys/jwt.key")

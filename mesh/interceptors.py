@@ -151,7 +151,8 @@ class _Call:
 
     async def fail(self, exc: BaseException) -> None:
         """Turn any exception into a definite status (re-raising gRPC's own aborts)."""
-        if isinstance(exc, asyncio.CancelledError):
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            # The client went away (or cancelled): nothing to answer.
             self.code = grpc.StatusCode.CANCELLED
             raise exc
         if _is_abort(exc, self.context):

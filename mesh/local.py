@@ -63,24 +63,13 @@ def rabbitmq_url() -> str:
 
 
 def start_embedded_mongo(paths: LocalPaths, port: int = MONGO_PORT) -> None:
-    """nx-27017 on SQLite files under .data/mongo (one file per database)."""
+    """nx-27017 (through mesh.embedded_mongo) on SQLite files under .data/mongo."""
     if read_pid(paths.pid("mongo")) or port_open(port):
         return
     data_dir = paths.data / "mongo"
     data_dir.mkdir(parents=True, exist_ok=True)
-    binary = shutil.which("nx-27017") or str(Path(sys.executable).parent / "nx-27017")
     spawn(
-        [
-            binary,
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-            "--log-file",
-            str(paths.logs / "mongo-server.log"),
-            "--pid-file",
-            str(paths.run / "mongo-server.pid"),
-        ],
+        [sys.executable, "-m", "mesh.embedded_mongo", "--data-dir", str(data_dir), "--port", str(port)],
         log_path=paths.logs / "mongo.log",
         pid_path=paths.pid("mongo"),
     )
@@ -97,6 +86,12 @@ def ensure_rabbitmq(url: str) -> None:
     server = shutil.which("rabbitmq-server")
     if host not in ("127.0.0.1", "localhost") or server is None:
         raise SystemExit(f"RabbitMQ is not reachable at {host}:{port}")
+    if subprocess.run(["pgrep", "-f", "beam.smp.*rabbit"], capture_output=True).returncode == 0:
+        # A node runs but does not answer (booting, or out of file descriptors):
+        # a second node would only fight it for the port.
+        if not wait_until(lambda: port_open(port, host), 60, 0.5):
+            raise SystemExit(f"a RabbitMQ node runs but {host}:{port} does not answer")
+        return
     subprocess.run([server, "-detached"], check=False)
     if not wait_until(lambda: port_open(port, host), 60, 0.5):
         raise SystemExit("the local RabbitMQ did not start within 60 s")

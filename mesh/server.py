@@ -26,6 +26,7 @@ from mesh.store import Store
 from mesh.telemetry import configure_logging, start_metrics_endpoint
 
 log = logging.getLogger(__name__)
+LIVENESS = "liveness"  # the health entry Kubernetes liveness probes ask for
 
 
 class Worker(Protocol):
@@ -110,6 +111,9 @@ class MeshServer:
         server = self._build_server()
         self.port = server.add_insecure_port(f"{self.config.grpc_host}:{self.config.grpc_port}")
         await self._set_serving(False)
+        # Liveness only says the process answers: a dependency outage must take the
+        # replica out of load balancing (readiness, ""), not restart it.
+        await self._health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         await server.start()
         log.info("listening", extra={"port": self.port, "services": [n for n, _ in self._services]})
         monitor = asyncio.create_task(self._watch_dependencies(), name="health-monitor")

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from switchboard.registration.v1 import registration_service_pb2_grpc
 
+from mesh import inbox, outbox
+from mesh.admin import mount_admin
+from mesh.jobs_catalogue import load_catalogue
 from mesh.server import MeshServer
+from registration_svc import handlers
 from registration_svc.config import RegistrationConfig
+from registration_svc.handlers import Registration
 from registration_svc.service import RegistrationService
 
 SERVICE_NAME = "switchboard.registration.v1.RegistrationService"
@@ -13,14 +18,22 @@ SERVICE_NAME = "switchboard.registration.v1.RegistrationService"
 
 def main() -> None:
     config = RegistrationConfig()
+    catalogue = load_catalogue(config.job_catalogue_file)  # an invalid catalogue stops start-up
     server = MeshServer(config)
-    server.use_store()
+    store = server.use_store()
     server.use_broker()
+    job_outbox = outbox.install(server)
+    deps = Registration(store, job_outbox, catalogue)
+    deps.jobs.ensure_indexes()
+    consumer = inbox.consume(
+        server, "registration.job-status", [handlers.JOB_STATUS_CHANGED], handlers.apply_status_changed
+    )
     server.add_service(
         SERVICE_NAME,
-        RegistrationService(),
+        RegistrationService(deps, config),
         registration_service_pb2_grpc.add_RegistrationServiceServicer_to_server,
     )
+    mount_admin(server, job_outbox, dead_queues=[consumer])
     server.run()
 
 

@@ -4,23 +4,54 @@ from __future__ import annotations
 
 from switchboard.scheduler.v1 import scheduler_service_pb2_grpc
 
+from mesh import inbox, outbox
+from mesh.admin import mount_admin
+from mesh.jobs_catalogue import load_catalogue
 from mesh.server import MeshServer
+from scheduler_svc import handlers
 from scheduler_svc.config import SchedulerConfig
+from scheduler_svc.dispatcher import Dispatcher
+from scheduler_svc.handlers import Scheduling
+from scheduler_svc.jobs import KINDS
 from scheduler_svc.service import SchedulerAdminService
+from scheduler_svc.worker import WorkerPool
 
 SERVICE_NAME = "switchboard.scheduler.v1.SchedulerAdminService"
 
 
 def main() -> None:
     config = SchedulerConfig()
+    catalogue = load_catalogue(config.job_catalogue_file)  # an invalid catalogue stops start-up
+    catalogue.require_kinds(set(KINDS))
     server = MeshServer(config)
-    server.use_store()
+    store = server.use_store()
     server.use_broker()
+    job_outbox = outbox.install(server)
+    deps = Scheduling(store, job_outbox, catalogue)
+    deps.jobs.ensure_indexes()
+    dispatcher = Dispatcher(deps, config)
+    deps.wake_dispatcher = dispatcher.wake
+    server.add_worker(dispatcher)
+    server.add_dependency("work-queue", dispatcher.healthy)
+    consumers = [
+        inbox.consume(
+            server, "scheduler.job-registered", [handlers.JOB_REGISTERED], handlers.on_job_registered(deps)
+        ),
+        inbox.consume(
+            server,
+            "scheduler.job-cancel",
+            [handlers.JOB_CANCEL_REQUESTED],
+            handlers.on_job_cancel_requested(deps),
+        ),
+    ]
+    if config.worker_threads:
+        server.add_worker(WorkerPool(deps, config, config.worker_threads))
     server.add_service(
         SERVICE_NAME,
-        SchedulerAdminService(),
+        SchedulerAdminService(deps, config),
         scheduler_service_pb2_grpc.add_SchedulerAdminServiceServicer_to_server,
     )
+    mount_admin(server, job_outbox, dead_queues=consumers)
     server.run()
 
 

@@ -1,11 +1,23 @@
-"""Make sure the RabbitMQ that tests use is reachable; start the local one if not."""
+"""Make sure the RabbitMQ that tests use is reachable (starting the local one if it
+is installed and stopped), with the management API on, which the tests use to
+delete the queues each test declared."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 
 from mesh.local import ensure_rabbitmq
+from mesh.processes import port_open, wait_until
+
+MANAGEMENT_PORT = 15672
 
 if __name__ == "__main__":
     ensure_rabbitmq(os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"))
-    print("rabbitmq is reachable")
+    plugins = shutil.which("rabbitmq-plugins")
+    if not port_open(MANAGEMENT_PORT) and plugins:
+        subprocess.run([plugins, "enable", "rabbitmq_management"], check=False, timeout=120)
+        wait_until(lambda: port_open(MANAGEMENT_PORT), 60, 0.5)
+    management = "on" if port_open(MANAGEMENT_PORT) else "off (test queues will not be removed)"
+    print(f"rabbitmq is reachable; management API {management}")

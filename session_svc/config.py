@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from mesh.config import MeshConfig
+from pydantic import Field
+
+from mesh.timers import TimersConfig
 
 
-class SessionConfig(MeshConfig):
-    """Settings of session_svc."""
+class SessionConfig(TimersConfig):
+    """Settings of session_svc (timer runner settings come from TimersConfig)."""
 
     service_name: str = "session"
     grpc_port: int = 50052
+
+    session_warning_before_s: float = Field(60.0, ge=0, description="pause warning lead time")
+    session_recharge_grace_s: float = Field(300.0, gt=0, description="paused this long → EXPIRED")
+    session_max_turn_attempts: int = Field(100, gt=0, description="optimistic-concurrency retries")
+    session_watch_poll_s: float = Field(0.1, gt=0, le=0.2, description="watch re-read interval")
+    session_watch_tick_s: float = Field(1.0, gt=0, description="TICK interval of WatchSession")
+    session_max_seconds: int = Field(86_400, gt=0, description="largest prepaid/recharge amount")

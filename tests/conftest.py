@@ -4,12 +4,14 @@ pair, tokens, and isolated names (database, exchange, queues) per test."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from mesh.auth import ensure_keys, mint_token
+from tests.support.broker import TEST_NAME, delete_matching
 from tests.support.processes import RABBITMQ_URL, EmbeddedMongo, ServiceProcess, unique
 
 
@@ -41,11 +43,20 @@ def token(keys: Path) -> Callable[..., str]:
     return make
 
 
+@pytest.fixture(scope="session", autouse=True)
+def clean_broker() -> Iterator[None]:
+    """Leftover test queues of earlier (killed) runs go before the run starts."""
+    delete_matching(TEST_NAME)
+    yield
+
+
 @pytest.fixture
-def isolation() -> dict[str, str]:
-    """Names no other test uses: database, exchange and queue prefix."""
+def isolation() -> Iterator[dict[str, str]]:
+    """Names no other test uses: database, exchange and queue prefix. The test's
+    queues and exchanges are deleted afterwards."""
     tag = unique("t")
-    return {"MONGO_DB": tag, "EVENTS_EXCHANGE": f"{tag}.events", "QUEUE_PREFIX": f"{tag}."}
+    yield {"MONGO_DB": tag, "EVENTS_EXCHANGE": f"{tag}.events", "QUEUE_PREFIX": f"{tag}."}
+    delete_matching(f"^{re.escape(tag)}[._]")
 
 
 @pytest.fixture

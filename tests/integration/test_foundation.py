@@ -80,6 +80,7 @@ def test_health_goes_not_serving_without_mongodb_and_back(
         own_mongo.stop()
         assert wait_until(lambda: process.health() == "NOT_SERVING", 15)
         assert process.health("switchboard.order.v1.OrderService") == "NOT_SERVING"
+        assert process.health("liveness") == "SERVING"  # out of rotation, not restarted
         restarted.start()
         assert wait_until(lambda: process.health() == "SERVING", 15)
     finally:

@@ -20,7 +20,7 @@ RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672
 
 @dataclass
 class EmbeddedMongo:
-    """An nx-27017 server on a free port with its data in `data_dir`."""
+    """The embedded MongoDB (nx-27017 via mesh.embedded_mongo) on a free port with its data in `data_dir`."""
 
     data_dir: Path
     port: int = field(default_factory=free_port)
@@ -32,20 +32,10 @@ class EmbeddedMongo:
 
     def start(self) -> EmbeddedMongo:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        binary = str(Path(sys.executable).parent / "nx-27017")
         self.process = spawn(
-            [
-                binary,
-                "--data-dir",
-                str(self.data_dir),
-                "--port",
-                str(self.port),
-                "--log-file",
-                str(self.data_dir / "server.log"),
-                "--pid-file",
-                str(self.data_dir / "server.pid"),
-            ],
-            log_path=self.data_dir / "stdout.log",
+            [sys.executable, "-m", "mesh.embedded_mongo", "--data-dir", str(self.data_dir),
+             "--port", str(self.port)],
+            log_path=self.data_dir / "server.log",
         )
         if not wait_until(lambda: port_open(self.port), 20):
             raise RuntimeError(f"nx-27017 did not start on {self.port}")
@@ -76,15 +66,25 @@ class ServiceProcess:
         return self.log_dir / f"{self.module}-{self.port}.log"
 
     def start(self, wait_serving: bool = True, timeout_s: float = 30) -> ServiceProcess:
-        self.process = spawn(
-            [sys.executable, "-m", self.module],
-            log_path=self.log_path,
-            env={**self.env, "GRPC_PORT": str(self.port), "PYTHONUNBUFFERED": "1"},
-            cwd=ROOT,
-        )
-        if wait_serving and not wait_until(self.serving, timeout_s, 0.1):
-            raise RuntimeError(f"{self.module} not SERVING; log:\n{self.log_path.read_text()[-3000:]}")
-        return self
+        for _ in range(3):
+            self.process = spawn(
+                [sys.executable, "-m", self.module],
+                log_path=self.log_path,
+                env={**self.env, "GRPC_PORT": str(self.port), "PYTHONUNBUFFERED": "1"},
+                cwd=ROOT,
+            )
+            if not wait_serving:
+                return self
+            wait_until(lambda: self.serving() or self.exited(), timeout_s, 0.1)
+            if self.serving():
+                return self
+            if not (self.exited() and "bind" in self.log_path.read_text()):
+                break
+            self.port = free_port()  # another process took the port first: try another
+        raise RuntimeError(f"{self.module} not SERVING; log:\n{self.log_path.read_text()[-3000:]}")
+
+    def exited(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
 
     def serving(self) -> bool:
         return health_status(self.target, timeout_s=0.5) == "SERVING"

@@ -73,3 +73,14 @@ def test_ownership_allows_owner_and_privileged_roles_only() -> None:
     assert Principal("alice", frozenset({"customer"})).may_access(owners)
     assert Principal("root", frozenset({"admin"})).may_access(owners)
     assert not Principal("bob", frozenset({"customer"})).may_access(owners)
+
+
+def test_tokens_of_either_key_verify_while_keys_rotate(
+    keys: Path, token: Callable[..., str], tmp_path: Path
+) -> None:
+    ensure_keys(tmp_path / "next.key", tmp_path / "next.pub")
+    both = (keys / "jwt.pub").read_bytes() + (tmp_path / "next.pub").read_bytes()
+    verifier = TokenVerifier(both, "switchboard", "switchboard")
+    signed_by_next = mint_token((tmp_path / "next.key").read_bytes(), "alice", ["customer"])
+    assert verifier.verify(f"Bearer {signed_by_next}").user_id == "alice"
+    assert verifier.verify(f"Bearer {token('bob', 'advisor')}").user_id == "bob"

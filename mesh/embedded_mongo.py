@@ -1,0 +1,167 @@
+"""Runs the embedded MongoDB-compatible server (nx-27017) for the local mesh and tests,
+with two gaps of the emulator closed at its edge (docs/adr/0002):
+
+1. Isolation. nx-27017 runs every session of a database on one SQLite connection, so a
+   transaction is a savepoint that other sessions' commands land inside. Here a
+   transaction owns its database from its first command to commit/abort; other
+   sessions' commands on that database wait their turn (serialisable, like a real
+   server's outcome, though without its concurrency). A holder that goes silent for
+   `--stale-after` seconds (its client died) is aborted so the database is not stuck.
+2. `readConcern` sent with the first command of a transaction is stored as a stray
+   document by the insert path; it is dropped before the emulator sees it.
+
+The services never know: they speak the plain MongoDB API, and `MONGO_URL` pointed at a
+real replica set bypasses all of this. Run: `python -m mesh.embedded_mongo --data-dir D
+--port P`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from nx_27017 import server as nx_server
+from nx_27017.handler import NeoSQLiteHandler
+from nx_27017.wire_protocol import _extract_session_id
+
+log = logging.getLogger("mesh.embedded_mongo")
+Message = dict[str, Any]
+Handle = Callable[[NeoSQLiteHandler, Message], tuple[int, Any]]
+
+
+@dataclass(frozen=True)
+class CommandScope:
+    """What the gate needs to know about one wire command."""
+
+    session_id: str | None
+    database: str
+    in_transaction: bool
+    ends_transaction: bool
+
+
+def command_scope(msg: Message) -> CommandScope:
+    bodies = [doc for kind, doc in msg.get("sections", ()) if kind == "body" and isinstance(doc, dict)]
+    body: dict[str, Any] = bodies[0] if bodies else {}
+    lsid = body.get("lsid")
+    return CommandScope(
+        session_id=_extract_session_id(lsid) if isinstance(lsid, dict) else None,
+        database=str(body.get("$db", "test")),
+        in_transaction=body.get("autocommit") is False,
+        ends_transaction=any(k in body for k in ("commitTransaction", "abortTransaction", "endSessions")),
+    )
+
+
+def drop_read_concern(msg: Message) -> None:
+    for _, doc in msg.get("sections", ()):
+        if isinstance(doc, dict):
+            doc.pop("readConcern", None)
+
+
+@dataclass
+class _Holder:
+    session_id: str
+    last_seen: float
+
+
+class TransactionGate:
+    """One open transaction per database at a time; everybody else waits for it."""
+
+    def __init__(self, stale_after_s: float, abort: Callable[[str], None]) -> None:
+        self._stale_after_s = stale_after_s
+        self._abort = abort
+        self._holders: dict[str, _Holder] = {}
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def turn(self, scope: CommandScope) -> Iterator[None]:
+        if scope.ends_transaction:
+            try:
+                yield
+            finally:
+                self._release(scope.session_id)
+            return
+        self._wait_for_turn(scope)
+        yield
+
+    def _wait_for_turn(self, scope: CommandScope) -> None:
+        with self._changed:
+            while True:
+                holder = self._holders.get(scope.database)
+                if holder is None or holder.session_id == scope.session_id:
+                    break
+                if time.monotonic() - holder.last_seen > self._stale_after_s:
+                    log.warning("aborting a transaction idle for %.0f s", self._stale_after_s)
+                    self._holders.pop(scope.database)
+                    self._abort(holder.session_id)
+                    break
+                self._changed.wait(0.05)
+            if scope.in_transaction and scope.session_id is not None:
+                self._holders[scope.database] = _Holder(scope.session_id, time.monotonic())
+
+    def _release(self, session_id: str | None) -> None:
+        with self._changed:
+            for database in [d for d, h in self._holders.items() if h.session_id == session_id]:
+                del self._holders[database]
+            self._changed.notify_all()
+
+
+def install_gate(handler: NeoSQLiteHandler, stale_after_s: float) -> TransactionGate:
+    """Wrap the emulator's command entry points (one instance, not the class)."""
+
+    def abort(session_id: str) -> None:
+        for session in handler._tx_sessions(session_id):
+            with contextlib.suppress(Exception):
+                session.abort_transaction()
+
+    gate = TransactionGate(stale_after_s, abort)
+
+    def gated(original: Callable[[Message], tuple[int, Any]]) -> Callable[[Message], tuple[int, Any]]:
+        def run(msg: Message) -> tuple[int, Any]:
+            scope = command_scope(msg)
+            drop_read_concern(msg)
+            with gate.turn(scope):
+                return original(msg)
+
+        return run
+
+    handler.handle_command = gated(handler.handle_command)  # type: ignore[method-assign]
+    handler.handle_insert = gated(handler.handle_insert)  # type: ignore[method-assign]
+    handler.handle_query = gated(handler.handle_query)  # type: ignore[method-assign]
+    return gate
+
+
+async def serve(host: str, port: int, handler: NeoSQLiteHandler, threads: int) -> None:
+    # Waiting commands hold a thread each: enough threads that a transaction's own
+    # next command always finds one.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads, "nx"))
+    await nx_server.run_server(host, port, handler)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True, help="one SQLite file per database here")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=27017)
+    parser.add_argument("--stale-after", type=float, default=15.0, help="seconds")
+    parser.add_argument("--threads", type=int, default=256)
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args()
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    os.makedirs(args.data_dir, exist_ok=True)
+    data_dir = os.path.abspath(args.data_dir)
+    handler = NeoSQLiteHandler(data_dir, journal_mode="WAL", data_dir=data_dir)
+    install_gate(handler, args.stale_after)
+    log.warning("embedded MongoDB listening on %s:%d, data in %s", args.host, args.port, data_dir)
+    asyncio.run(serve(args.host, args.port, handler, args.threads))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Service layer of registration_svc: one function per use case, taking a command
+and the store; state changes and their events commit in one transaction."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format
+from pymongo.errors import DuplicateKeyError
+from switchboard.events.v1 import job_events_pb2
+
+from mesh.auth import Principal
+from mesh.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
+from mesh.events import Event, new_event, unpack
+from mesh.jobs_catalogue import Catalogue, validate_parameters
+from mesh.outbox import Outbox
+from mesh.store import Store, UnitOfWork
+from registration_svc.model import Job, JobFinished, JobStatus, StatusChange
+from registration_svc.repository import JobRepository
+
+SOURCE = "registration_svc"
+JOB_REGISTERED = "job.registered.v1"
+JOB_CANCEL_REQUESTED = "job.cancel_requested.v1"
+JOB_STATUS_CHANGED = "job.status_changed.v1"
+
+
+@dataclass(frozen=True)
+class SubmitJob:
+    """A user asks to run a job of a catalogue definition."""
+
+    owner_id: str
+    definition: str
+    parameters: dict[str, Any]
+    idempotency_key: str
+    run_at: float | None
+
+
+@dataclass(frozen=True)
+class CancelJob:
+    """A user (or an admin) asks to cancel a job."""
+
+    job_id: str
+    principal: Principal
+
+
+@dataclass
+class Registration:
+    """What the handlers need: the store, the outbox and the catalogue."""
+
+    store: Store
+    outbox: Outbox
+    catalogue: Catalogue
+
+    @property
+    def jobs(self) -> JobRepository:
+        return JobRepository(self.store.db)
+
+
+def submit_job(command: SubmitJob, deps: Registration) -> Job:
+    """Store the job and its JobRegistered event, or return the job this user
+    already submitted with the same idempotency key."""
+    definition = deps.catalogue.get(command.definition)
+    violations = Violations()
+    if definition is None:
+        violations.add("definition", f"unknown job definition {command.definition!r}")
+        violations.raise_if_any()
+    assert definition is not None
+    parameters, problems = validate_parameters(definition, command.parameters)
+    if problems:
+        raise InvalidArgument(problems)
+    existing = deps.jobs.by_key(command.owner_id, command.idempotency_key)
+    if existing is not None:
+        return existing
+    now = time.time()
+    job = Job(
+        id=str(uuid.uuid4()),
+        owner_id=command.owner_id,
+        definition=definition.name,
+        parameters=parameters,
+        idempotency_key=command.idempotency_key,
+        max_attempts=definition.max_attempts,
+        create_time=now,
+        update_time=now,
+        run_at=command.run_at,
+    )
+
+    def work(uow: UnitOfWork) -> None:
+        repository = JobRepository(uow.db)
+        repository.add(job, session=uow.session)
+        deps.outbox.add(uow, _registered_event(job))
+
+    try:
+        deps.store.transaction(work)
+    except DuplicateKeyError:
+        # a concurrent retry with the same key won the race: answer with its job
+        winner = deps.jobs.by_key(command.owner_id, command.idempotency_key)
+        if winner is None:
+            raise
+        return winner
+    return job
+
+
+def get_job(job_id: str, principal: Principal, deps: Registration) -> Job:
+    """The job, if the caller owns it or is privileged; NOT_FOUND otherwise, so
+    nobody learns which ids exist."""
+    job = deps.jobs.get(job_id)
+    if job is None or not principal.may_access([job.owner_id]):
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+def cancel_job(command: CancelJob, deps: Registration) -> Job:
+    """Mark the job CANCELLING and ask the scheduler (JobCancelRequested)."""
+
+    def work(uow: UnitOfWork) -> Job:
+        repository = JobRepository(uow.db)
+        job = repository.get(command.job_id, session=uow.session)
+        if job is None or not command.principal.may_access([job.owner_id]):
+            raise NotFound(f"job {command.job_id} not found")
+        try:
+            changed = job.request_cancel(time.time())
+        except JobFinished as exc:
+            raise FailedPrecondition(str(exc)) from exc
+        if changed:
+            repository.save(job, session=uow.session)
+            deps.outbox.add(uow, _cancel_event(job, command.principal.user_id))
+        return job
+
+    return deps.store.transaction(work)
+
+
+def apply_status_changed(uow: UnitOfWork, event: Event) -> None:
+    """Inbox effect of JobStatusChanged: update the read model unless stale."""
+    message = unpack(event, job_events_pb2.JobStatusChanged)
+    repository = JobRepository(uow.db)
+    job = repository.get(message.job_id, session=uow.session)
+    if job is None:
+        return  # not ours (another registration database shares the exchange)
+    if job.apply(_status_change(message), time.time()):
+        repository.save(job, session=uow.session)
+
+
+def _status_change(message: job_events_pb2.JobStatusChanged) -> StatusChange:
+    return StatusChange(
+        sequence=message.sequence,
+        status=JobStatus(message.status),
+        progress=message.progress,
+        result=json_format.MessageToDict(message.result) if message.HasField("result") else None,
+        error=message.error,
+        attempt=message.attempt,
+        max_attempts=message.max_attempts,
+    )
+
+
+def _registered_event(job: Job) -> Event:
+    message = job_events_pb2.JobRegistered(job_id=job.id, owner_id=job.owner_id, definition=job.definition)
+    message.parameters.update(job.parameters)
+    message.create_time.FromNanoseconds(int(job.create_time * 1e9))
+    if job.run_at is not None:
+        message.run_at.FromNanoseconds(int(job.run_at * 1e9))
+    return new_event(JOB_REGISTERED, SOURCE, f"jobs/{job.id}", message)
+
+
+def _cancel_event(job: Job, requested_by: str) -> Event:
+    message = job_events_pb2.JobCancelRequested(
+        job_id=job.id, owner_id=job.owner_id, requested_by=requested_by
+    )
+    message.request_time.FromNanoseconds(time.time_ns())
+    return new_event(JOB_CANCEL_REQUESTED, SOURCE, f"jobs/{job.id}", message)

@@ -1,0 +1,98 @@
+"""The registration side's domain: a user's job and the rules for applying the
+scheduler's status changes to it (pure, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+
+class JobStatus(IntEnum):
+    """Same numbers as switchboard.registration.v1.JobStatus (and the event's)."""
+
+    UNSPECIFIED = 0
+    REGISTERED = 1
+    QUEUED = 2
+    RUNNING = 3
+    SUCCEEDED = 4
+    FAILED = 5
+    CANCELLED = 6
+    CANCELLING = 7
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+@dataclass
+class StatusChange:
+    """The scheduler's view of a job at one sequence number (a JobStatusChanged)."""
+
+    sequence: int
+    status: JobStatus
+    progress: float
+    result: dict[str, Any] | None
+    error: str
+    attempt: int
+    max_attempts: int
+
+
+@dataclass
+class Job:
+    """A user's job as the registration service keeps it."""
+
+    id: str
+    owner_id: str
+    definition: str
+    parameters: dict[str, Any]
+    idempotency_key: str
+    max_attempts: int
+    create_time: float
+    update_time: float
+    run_at: float | None = None
+    status: JobStatus = JobStatus.REGISTERED
+    progress: float = 0.0
+    result: dict[str, Any] | None = None
+    error: str = ""
+    attempt: int = 0
+    sequence: int = 0
+    cancel_requested: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def apply(self, change: StatusChange, now: float) -> bool:
+        """Apply a status change unless it is stale (sequence not above the last
+        applied one): out-of-order or redelivered updates never move a job back."""
+        if change.sequence <= self.sequence:
+            return False
+        self.sequence = change.sequence
+        self.status = change.status
+        self.progress = change.progress
+        self.result = change.result
+        self.error = change.error
+        self.attempt = change.attempt
+        self.max_attempts = change.max_attempts or self.max_attempts
+        if self.cancel_requested and not self.status.terminal:
+            # the scheduler has not confirmed the cancel yet: keep showing it as asked
+            self.status = JobStatus.CANCELLING
+        self.update_time = now
+        return True
+
+    def request_cancel(self, now: float) -> bool:
+        """Mark cancellation as asked; False when already asked or cancelled.
+        Raises JobFinished for a job that succeeded or failed."""
+        if self.status == JobStatus.CANCELLED or self.cancel_requested:
+            return False
+        if self.status.terminal:
+            raise JobFinished(f"job {self.id} already {self.status.name}")
+        self.cancel_requested = True
+        self.status = JobStatus.CANCELLING
+        self.update_time = now
+        return True
+
+
+class JobFinished(Exception):
+    """The job reached SUCCEEDED or FAILED: it can no longer be cancelled."""

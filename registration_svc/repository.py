@@ -1,0 +1,110 @@
+"""MongoDB documents of registration_svc's `jobs` collection ↔ model.Job. Times are
+epoch-second floats (nx-27017 cannot compare BSON dates in queries)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.client_session import ClientSession
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from mesh.store import Document
+from registration_svc.model import Job, JobStatus
+
+COLLECTION = "jobs"
+
+
+class JobRepository:
+    """The users' jobs; `session` is the unit of work's session (None outside one)."""
+
+    def __init__(self, db: Database[Document]) -> None:
+        self.collection: Collection[Document] = db[COLLECTION]
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index(
+            [("owner_id", ASCENDING), ("idempotency_key", ASCENDING)], unique=True, name="owner_key"
+        )
+        # no "_id" in compound keys: nx-27017 then rejects every insert ("JSON path error near '_id'")
+        self.collection.create_index(
+            [("owner_id", ASCENDING), ("create_time", DESCENDING)], name="owner_newest"
+        )
+
+    def get(self, job_id: str, session: ClientSession | None = None) -> Job | None:
+        document = self.collection.find_one({"_id": job_id}, session=session)
+        return to_job(document) if document else None
+
+    def by_key(self, owner_id: str, key: str, session: ClientSession | None = None) -> Job | None:
+        document = self.collection.find_one({"owner_id": owner_id, "idempotency_key": key}, session=session)
+        return to_job(document) if document else None
+
+    def add(self, job: Job, session: ClientSession | None = None) -> None:
+        self.collection.insert_one(to_document(job), session=session)
+
+    def save(self, job: Job, session: ClientSession | None = None) -> None:
+        self.collection.replace_one({"_id": job.id}, to_document(job), session=session)
+
+    def list_for_owner(
+        self,
+        owner_id: str,
+        status: JobStatus | None,
+        limit: int,
+        after: tuple[float, str] | None,
+    ) -> list[Job]:
+        """Newest first; `after` is the (create_time, id) of the previous page's last job."""
+        query: dict[str, Any] = {"owner_id": owner_id}
+        if status is not None:
+            query["status"] = int(status)
+        if after is not None:
+            create_time, last_id = after
+            query["$or"] = [
+                {"create_time": {"$lt": create_time}},
+                {"create_time": create_time, "_id": {"$lt": last_id}},
+            ]
+        cursor = (
+            self.collection.find(query).sort([("create_time", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+        )
+        return [to_job(document) for document in cursor]
+
+
+def to_document(job: Job) -> Document:
+    return {
+        "_id": job.id,
+        "owner_id": job.owner_id,
+        "definition": job.definition,
+        "parameters": job.parameters,
+        "idempotency_key": job.idempotency_key,
+        "max_attempts": job.max_attempts,
+        "create_time": job.create_time,
+        "update_time": job.update_time,
+        "run_at": job.run_at,
+        "status": int(job.status),
+        "progress": job.progress,
+        "result": job.result,
+        "error": job.error,
+        "attempt": job.attempt,
+        "sequence": job.sequence,
+        "cancel_requested": job.cancel_requested,
+    }
+
+
+def to_job(document: Document) -> Job:
+    return Job(
+        id=document["_id"],
+        owner_id=document["owner_id"],
+        definition=document["definition"],
+        parameters=dict(document.get("parameters") or {}),
+        idempotency_key=document["idempotency_key"],
+        max_attempts=int(document.get("max_attempts", 1)),
+        create_time=float(document["create_time"]),
+        update_time=float(document["update_time"]),
+        run_at=document.get("run_at"),
+        status=JobStatus(int(document.get("status", JobStatus.REGISTERED))),
+        progress=float(document.get("progress", 0.0)),
+        result=document.get("result"),
+        error=document.get("error", ""),
+        attempt=int(document.get("attempt", 0)),
+        sequence=int(document.get("sequence", 0)),
+        cancel_requested=bool(document.get("cancel_requested", False)),
+    )

@@ -1,0 +1,185 @@
+"""Service layer of scheduler_svc: inbox effects of the registration events,
+admin use cases, and the worker's transitions. Each changes one job in one
+transaction together with its JobStatusChanged outbox row."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format
+from switchboard.events.v1 import job_events_pb2
+
+from mesh.errors import FailedPrecondition, NotFound
+from mesh.events import Event, new_event, unpack
+from mesh.jobs_catalogue import Catalogue
+from mesh.outbox import Outbox
+from mesh.store import Store, UnitOfWork
+from scheduler_svc.model import InvalidTransition, JobStatus, SchedulerJob
+from scheduler_svc.repository import JobRepository
+
+SOURCE = "scheduler_svc"
+JOB_REGISTERED = "job.registered.v1"
+JOB_CANCEL_REQUESTED = "job.cancel_requested.v1"
+JOB_STATUS_CHANGED = "job.status_changed.v1"
+# the work item on the work queue (never on the events exchange): a QUEUED snapshot
+JOB_DISPATCHED = "scheduler.job_dispatched.v1"
+
+
+class JobNotYetKnown(Exception):
+    """A cancel request overtook its JobRegistered: the bus retries it later."""
+
+
+@dataclass
+class Scheduling:
+    """What the handlers need: the store, the outbox, the catalogue, and a hook
+    that wakes the dispatcher when a job became due."""
+
+    store: Store
+    outbox: Outbox
+    catalogue: Catalogue
+    wake_dispatcher: Callable[[], None] = lambda: None
+
+    @property
+    def jobs(self) -> JobRepository:
+        return JobRepository(self.store.db)
+
+    def change(self, job_id: str, mutate: Callable[[SchedulerJob, float], Any]) -> tuple[SchedulerJob, Any]:
+        """Load, mutate and save one job in a transaction; when its sequence moved,
+        the JobStatusChanged row commits with it. Returns the job and `mutate`'s result."""
+
+        def work(uow: UnitOfWork) -> tuple[SchedulerJob, Any]:
+            repository = JobRepository(uow.db)
+            job = repository.get(job_id, session=uow.session)
+            if job is None:
+                raise NotFound(f"job {job_id} not found")
+            before = job.sequence
+            outcome = mutate(job, time.time())
+            if job.sequence != before:
+                repository.save(job, session=uow.session)
+                self.outbox.add(uow, status_event(job))
+                if job.dispatch_at is not None:
+                    uow.after_commit(self.wake_dispatcher)
+            return job, outcome
+
+        return self.store.transaction(work)
+
+
+# ------------------------------------------------------------------ inbox effects
+
+
+def on_job_registered(deps: Scheduling) -> Callable[[UnitOfWork, Event], None]:
+    def effect(uow: UnitOfWork, event: Event) -> None:
+        message = unpack(event, job_events_pb2.JobRegistered)
+        repository = JobRepository(uow.db)
+        if repository.get(message.job_id, session=uow.session) is not None:
+            return
+        now = time.time()
+        run_at = message.run_at.ToNanoseconds() / 1e9 if message.HasField("run_at") else None
+        definition = deps.catalogue.get(message.definition)
+        job = SchedulerJob(
+            id=message.job_id,
+            owner_id=message.owner_id,
+            definition=message.definition,
+            parameters=json_format.MessageToDict(message.parameters),
+            max_attempts=definition.max_attempts if definition else 1,
+            timeout_s=definition.timeout_s if definition else 0.0,
+            create_time=message.create_time.ToNanoseconds() / 1e9 or now,
+            update_time=now,
+            run_at=run_at,
+            dispatch_at=max(run_at or now, 0.0),
+        )
+        if definition is None:  # the two services' catalogues disagree: fail it visibly
+            job.error = f"unknown job definition {message.definition!r}"
+            job.attempt = 0
+            job.status = JobStatus.FAILED
+            job.dispatch_at = None
+            job.end_time = now
+            job.sequence = 1
+        repository.add(job, session=uow.session)
+        if job.sequence:
+            deps.outbox.add(uow, status_event(job))
+        else:
+            uow.after_commit(deps.wake_dispatcher)
+
+    return effect
+
+
+def on_job_cancel_requested(deps: Scheduling) -> Callable[[UnitOfWork, Event], None]:
+    def effect(uow: UnitOfWork, event: Event) -> None:
+        message = unpack(event, job_events_pb2.JobCancelRequested)
+        repository = JobRepository(uow.db)
+        job = repository.get(message.job_id, session=uow.session)
+        if job is None:
+            raise JobNotYetKnown(f"job {message.job_id} not registered yet")
+        try:
+            changed = job.request_cancel(time.time())
+        except InvalidTransition:
+            changed = False  # it finished first: its final status already went out
+        if changed:
+            repository.save(job, session=uow.session)
+            deps.outbox.add(uow, status_event(job))
+
+    return effect
+
+
+# ------------------------------------------------------------------------ admin
+
+
+def cancel_job(job_id: str, deps: Scheduling) -> SchedulerJob:
+    def mutate(job: SchedulerJob, now: float) -> None:
+        try:
+            job.request_cancel(now)
+        except InvalidTransition as exc:
+            raise FailedPrecondition(str(exc)) from exc
+
+    return deps.change(job_id, mutate)[0]
+
+
+def retry_job(job_id: str, deps: Scheduling) -> SchedulerJob:
+    def mutate(job: SchedulerJob, now: float) -> None:
+        try:
+            job.retry(now)
+        except InvalidTransition as exc:
+            raise FailedPrecondition(str(exc)) from exc
+
+    return deps.change(job_id, mutate)[0]
+
+
+def get_job(job_id: str, deps: Scheduling) -> SchedulerJob:
+    job = deps.jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+# ---------------------------------------------------------------------- events
+
+
+def status_event(job: SchedulerJob) -> Event:
+    return new_event(JOB_STATUS_CHANGED, SOURCE, f"jobs/{job.id}", status_message(job))
+
+
+def dispatch_event(job: SchedulerJob) -> Event:
+    return new_event(JOB_DISPATCHED, SOURCE, f"jobs/{job.id}", status_message(job))
+
+
+def status_message(job: SchedulerJob) -> job_events_pb2.JobStatusChanged:
+    message = job_events_pb2.JobStatusChanged(
+        job_id=job.id,
+        owner_id=job.owner_id,
+        definition=job.definition,
+        sequence=job.sequence,
+        status=int(job.status),  # type: ignore[arg-type]
+        progress=job.progress,
+        error=job.error,
+        attempt=job.attempt,
+        max_attempts=job.max_attempts,
+        worker_id=job.worker_id if job.status in (JobStatus.RUNNING, JobStatus.CANCELLING) else "",
+    )
+    if job.result is not None:
+        message.result.update(job.result)
+    message.change_time.FromNanoseconds(int(job.update_time * 1e9))
+    return message

@@ -1,0 +1,117 @@
+"""MongoDB documents of scheduler_svc ↔ model.SchedulerJob, plus the workers'
+heartbeats (a separate collection, so a heartbeat never conflicts with a job's
+transaction). Times are epoch-second floats (nx-27017 cannot compare BSON dates)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.client_session import ClientSession
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from mesh.store import Document
+from scheduler_svc.model import Attempt, JobStatus, SchedulerJob
+
+JOBS = "jobs"
+HEARTBEATS = "heartbeats"
+
+
+class JobRepository:
+    """The scheduler's jobs; `session` is the unit of work's session (None outside one)."""
+
+    def __init__(self, db: Database[Document]) -> None:
+        self.collection: Collection[Document] = db[JOBS]
+        self.heartbeats: Collection[Document] = db[HEARTBEATS]
+
+    def ensure_indexes(self) -> None:
+        self.collection.create_index([("dispatch_at", ASCENDING)], name="due")
+        # no "_id" in compound keys: nx-27017 then rejects every insert ("JSON path error near '_id'")
+        self.collection.create_index([("create_time", DESCENDING)], name="newest")
+        self.collection.create_index(
+            [("status", ASCENDING), ("create_time", DESCENDING)], name="status_newest"
+        )
+
+    def get(self, job_id: str, session: ClientSession | None = None) -> SchedulerJob | None:
+        document = self.collection.find_one({"_id": job_id}, session=session)
+        return to_job(document) if document else None
+
+    def add(self, job: SchedulerJob, session: ClientSession | None = None) -> None:
+        self.collection.insert_one(to_document(job), session=session)
+
+    def save(self, job: SchedulerJob, session: ClientSession | None = None) -> None:
+        self.collection.replace_one({"_id": job.id}, to_document(job), session=session)
+
+    def due(self, now: float, limit: int) -> list[str]:
+        """Ids of jobs that must go on the work queue now, oldest due first."""
+        cursor = (
+            self.collection.find({"dispatch_at": {"$ne": None, "$lte": now}}, {"_id": 1})
+            .sort("dispatch_at", ASCENDING)
+            .limit(limit)
+        )
+        return [document["_id"] for document in cursor]
+
+    def next_due(self) -> float | None:
+        document = self.collection.find_one(
+            {"dispatch_at": {"$ne": None}}, {"dispatch_at": 1}, sort=[("dispatch_at", ASCENDING)]
+        )
+        return float(document["dispatch_at"]) if document else None
+
+    def mark_dispatched(self, job_id: str, dispatch_at: float, sequence: int) -> None:
+        """Clear `dispatch_at` unless the job changed since it was published."""
+        self.collection.update_one(
+            {"_id": job_id, "dispatch_at": dispatch_at, "sequence": sequence}, {"$set": {"dispatch_at": None}}
+        )
+
+    def cancel_requested(self, job_id: str) -> bool:
+        document = self.collection.find_one({"_id": job_id}, {"cancel_requested": 1})
+        return bool(document and document.get("cancel_requested"))
+
+    def list(
+        self, filters: dict[str, Any], limit: int, after: tuple[float, str] | None
+    ) -> list[SchedulerJob]:
+        """Newest first; `after` is the (create_time, id) of the previous page's last job."""
+        query = dict(filters)
+        if after is not None:
+            create_time, last_id = after
+            query["$or"] = [
+                {"create_time": {"$lt": create_time}},
+                {"create_time": create_time, "_id": {"$lt": last_id}},
+            ]
+        cursor = (
+            self.collection.find(query).sort([("create_time", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+        )
+        return [to_job(document) for document in cursor]
+
+    # heartbeats ---------------------------------------------------------------
+
+    def beat(self, job_id: str, attempt: int, worker_id: str, now: float) -> None:
+        self.heartbeats.replace_one(
+            {"_id": job_id},
+            {"_id": job_id, "attempt": attempt, "worker_id": worker_id, "at": now},
+            upsert=True,
+        )
+
+    def last_beat(self, job_id: str) -> Document | None:
+        return self.heartbeats.find_one({"_id": job_id})
+
+
+def to_document(job: SchedulerJob) -> Document:
+    document = dataclasses.asdict(job)
+    document["_id"] = document.pop("id")
+    document["status"] = int(job.status)
+    return document
+
+
+def to_job(document: Document) -> SchedulerJob:
+    values = {k: v for k, v in document.items() if k in _FIELDS}
+    values["id"] = document["_id"]
+    values["status"] = JobStatus(int(document["status"]))
+    values["attempts"] = [Attempt(**a) for a in document.get("attempts", [])]
+    values["parameters"] = dict(document.get("parameters") or {})
+    return SchedulerJob(**values)
+
+
+_FIELDS = {f.name for f in dataclasses.fields(SchedulerJob)}

@@ -1,0 +1,281 @@
+"""Service-layer functions of session_svc: each takes a command and the service's
+dependencies, runs one per-session turn and returns the resulting `Session`.
+
+A turn is optimistic: read the session, decide with the pure model, then
+compare-and-set on `version` together with the outbox row in one transaction;
+on a conflict, re-read and decide again. The next timer is scheduled after the
+compare-and-set but before the commit under a fresh key that the session
+document names (`timer_key`): if the commit fails, the orphan job fires, sees a
+different `timer_key`, and does nothing; if the process dies after the commit,
+the job already exists. The previous timer is cancelled after the commit (and
+would be a no-op anyway)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from mesh.auth import Principal
+from mesh.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
+from mesh.outbox import Outbox
+from mesh.store import Document, Store, UnitOfWork
+from mesh.timers import DurableTimers
+from session_svc import model
+from session_svc.config import SessionConfig
+from session_svc.events import event_for
+from session_svc.model import Policy, Session
+from session_svc.notify import ChangeNotifier
+from session_svc.repository import COLLECTION, SessionRepository
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Decision = Callable[[Session, float], Session | None]
+
+
+@dataclass
+class Deps:
+    """What the handlers work with (wired in __main__)."""
+
+    config: SessionConfig
+    store: Store
+    outbox: Outbox
+    timers: DurableTimers
+    notifier: ChangeNotifier
+
+    def transaction(self, work: Callable[[UnitOfWork], T]) -> T:
+        """One attempt of `work` in a committed transaction (callers retry)."""
+        with self.store.unit_of_work() as uow:
+            result = work(uow)
+            uow.commit()
+            return result
+
+    @property
+    def repository(self) -> SessionRepository:
+        return SessionRepository(self.store.db[COLLECTION])
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(self.config.session_warning_before_s, self.config.session_recharge_grace_s)
+
+
+@dataclass(frozen=True)
+class StartSession:
+    customer_id: str
+    advisor_id: str
+    prepaid_seconds: int
+    room_id: str
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Recharge:
+    session_id: str
+    seconds: int
+    request_id: str
+
+
+@dataclass(frozen=True)
+class EndSession:
+    session_id: str
+
+
+def start_session(command: StartSession, deps: Deps) -> Session:
+    for attempt in range(1, deps.config.session_max_turn_attempts + 1):
+        existing = deps.repository.by_start_request(command.customer_id, command.request_id)
+        if existing is not None:
+            return existing  # a retry of the request (or our own commit whose reply was lost)
+        try:
+            return deps.transaction(lambda uow: _insert_started(uow, command, deps))
+        except DuplicateKeyError:
+            continue  # a concurrent retry of the same request won: return it
+        except PyMongoError as exc:
+            if not _retryable(exc):
+                raise
+        _backoff(attempt)
+    raise Aborted("could not start the session; retry")
+
+
+def _insert_started(uow: UnitOfWork, command: StartSession, deps: Deps) -> Session:
+    now = time.time()
+    session = model.start(
+        str(uuid.uuid4()),
+        command.customer_id,
+        command.advisor_id,
+        command.room_id,
+        command.prepaid_seconds,
+        command.request_id,
+        now,
+        deps.policy,
+    )
+    timed = _with_timer_key(session)
+    SessionRepository(uow.db[COLLECTION]).add(timed, uow.session)
+    _schedule(deps, timed)
+    deps.outbox.add(uow, event_for(timed, now))
+    uow.after_commit(lambda: deps.notifier.notify(timed.id))
+    return timed
+
+
+def get_session(session_id: str, principal: Principal, deps: Deps) -> Session:
+    session = deps.repository.get(session_id)
+    return _visible(session, principal)
+
+
+def recharge(command: Recharge, principal: Principal, deps: Deps) -> Session:
+    session = _visible(deps.repository.get(command.session_id), principal)
+    if not principal.is_privileged and principal.user_id != session.customer_id:
+        raise PermissionDenied("only the session's customer may recharge it")
+
+    def decide(current: Session, now: float) -> Session | None:
+        if command.request_id in current.recharge_request_ids:
+            return None  # a retry: the time was added once already
+        return model.recharge(current, command.seconds, command.request_id, now, deps.policy)
+
+    return _turn(deps, command.session_id, decide)
+
+
+def end_session(command: EndSession, principal: Principal, deps: Deps) -> Session:
+    _visible(deps.repository.get(command.session_id), principal)
+    return _turn(deps, command.session_id, lambda current, now: model.end(current, principal.user_id, now))
+
+
+def on_timer(key: str, payload: dict[str, Any], deps: Deps) -> None:
+    """A session timer fired (on the lease holder, at least once per schedule)."""
+    session_id, version, run_at = (
+        str(payload["session_id"]),
+        int(payload["version"]),
+        float(payload["run_at"]),
+    )
+
+    def decide(current: Session, now: float) -> Session | None:
+        if current.timer_key != key or current.version != version:
+            return None  # stale: the session changed and named another timer
+        # Unchanged since scheduling, so what was due at run_at is due now; max()
+        # absorbs the scheduler's sub-millisecond early wake-ups.
+        return model.fire(current, max(now, run_at), deps.policy)
+
+    _turn(deps, session_id, decide)
+
+
+def _visible(session: Session | None, principal: Principal) -> Session:
+    if session is None or not (principal.is_privileged or session.may_see(principal.user_id)):
+        raise NotFound("session not found")
+    return session
+
+
+class _Conflict(Exception):
+    """The compare-and-set lost against a concurrent turn."""
+
+
+def _turn(deps: Deps, session_id: str, decide: Decision) -> Session:
+    """One serialised turn on a session (see the module docstring)."""
+    for attempt in range(1, deps.config.session_max_turn_attempts + 1):
+        try:
+            return deps.transaction(lambda uow: _attempt(uow, deps, session_id, decide))
+        except _Conflict:
+            pass
+        except PyMongoError as exc:
+            # Safe to re-run whatever the commit's fate: a turn re-reads and is
+            # idempotent (version compare-and-set, recharge request ids).
+            if not _retryable(exc):
+                raise
+            log.info("session turn retried", extra={"attempt": attempt, "error": str(exc)[:200]})
+        _backoff(attempt)
+    raise Aborted("session is too busy; retry")
+
+
+def _backoff(attempt: int) -> None:
+    # Jittered so contending turns spread out instead of colliding again.
+    time.sleep(random.uniform(0, min(0.002 * attempt, 0.05)))
+
+
+def _retryable(exc: PyMongoError) -> bool:
+    return exc.has_error_label("TransientTransactionError") or exc.has_error_label(
+        "UnknownTransactionCommitResult"
+    )
+
+
+def _attempt(uow: UnitOfWork, deps: Deps, session_id: str, decide: Decision) -> Session:
+    repository = SessionRepository(uow.db[COLLECTION])
+    current = repository.get(session_id, session=uow.session)
+    if current is None:
+        raise NotFound("session not found")
+    now = time.time()
+    decided = decide(current, now)
+    if decided is None:
+        return current
+    new = _with_timer_key(decided)
+    if not repository.replace_if_version(new, current.version, uow.session):
+        raise _Conflict()
+    _schedule(deps, new)
+    deps.outbox.add(uow, event_for(new, now))
+    previous = current.timer_key
+
+    def after() -> None:
+        if previous and previous != new.timer_key:
+            deps.timers.cancel(previous)
+        deps.notifier.notify(new.id)
+
+    uow.after_commit(after)
+    return new
+
+
+def _with_timer_key(session: Session) -> Session:
+    import dataclasses
+
+    due = model.next_timer(session)
+    key = None if due is None else f"{session.id}.{session.version}.{uuid.uuid4().hex[:8]}"
+    return dataclasses.replace(session, timer_key=key)
+
+
+def _schedule(deps: Deps, session: Session) -> None:
+    due = model.next_timer(session)
+    if due is None or session.timer_key is None:
+        return
+    _, run_at = due
+    payload: Document = {"session_id": session.id, "version": session.version, "run_at": run_at}
+    deps.timers.schedule(session.timer_key, run_at, payload)
+
+
+__all__ = [
+    "Deps",
+    "EndSession",
+    "FailedPrecondition",
+    "Recharge",
+    "StartSession",
+    "end_session",
+    "get_session",
+    "on_timer",
+    "recharge",
+    "start_session",
+]
+
+
+@dataclass(frozen=True)
+class ListSessions:
+    page_size: int
+    after: tuple[float, str] | None
+    state: model.State | None
+
+
+def list_filters(principal: Principal, state: model.State | None) -> Document:
+    """Participants see their own sessions, privileged callers all of them."""
+    filters: Document = {}
+    if not principal.is_privileged:
+        filters["$or"] = [{"customer_id": principal.user_id}, {"advisor_id": principal.user_id}]
+    if state is not None:
+        filters["state"] = state.value
+    return filters
+
+
+def list_sessions(query: ListSessions, principal: Principal, deps: Deps) -> tuple[list[Session], bool]:
+    """One page, newest first, and whether more follow."""
+    rows = deps.repository.page(list_filters(principal, query.state), query.after, query.page_size + 1)
+    return rows[: query.page_size], len(rows) > query.page_size

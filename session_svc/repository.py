@@ -1,0 +1,88 @@
+"""MongoDB documents ↔ `Session`. Times are epoch-second floats (the embedded
+nx-27017 cannot compare BSON dates, and we sort and page on create_time)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.client_session import ClientSession
+from pymongo.collection import Collection
+
+from mesh.store import Document
+from session_svc.model import Change, Session, State
+
+COLLECTION = "sessions"
+
+
+def ensure_indexes(collection: Collection[Document]) -> None:
+    collection.create_index([("customer_id", ASCENDING), ("start_request_id", ASCENDING)], unique=True)
+    # Not (create_time, _id): nx-27017 rejects every insert once `_id` is in a compound index.
+    collection.create_index([("create_time", DESCENDING)])
+    collection.create_index([("customer_id", ASCENDING), ("create_time", DESCENDING)])
+    collection.create_index([("advisor_id", ASCENDING), ("create_time", DESCENDING)])
+
+
+def to_document(session: Session) -> Document:
+    fields = dataclasses.asdict(session)
+    document: Document = {"_id": fields.pop("id"), **fields}  # nx-27017 wants _id first
+    document["state"] = session.state.value
+    document["last_change"] = session.last_change.value
+    document["recharge_request_ids"] = list(session.recharge_request_ids)
+    return document
+
+
+def from_document(document: Document) -> Session:
+    fields: dict[str, Any] = {k: v for k, v in document.items() if k != "_id"}
+    fields["state"] = State(fields["state"])
+    fields["last_change"] = Change(fields["last_change"])
+    fields["recharge_request_ids"] = tuple(fields.get("recharge_request_ids", ()))
+    known = {f.name for f in dataclasses.fields(Session)}
+    return Session(id=str(document["_id"]), **{k: v for k, v in fields.items() if k in known})
+
+
+class SessionRepository:
+    """The `sessions` collection; `session=` is the unit of work's session when inside one."""
+
+    def __init__(self, collection: Collection[Document]) -> None:
+        self.collection = collection
+
+    def get(self, session_id: str, session: ClientSession | None = None) -> Session | None:
+        document = self.collection.find_one({"_id": session_id}, session=session)
+        return None if document is None else from_document(document)
+
+    def by_start_request(self, customer_id: str, request_id: str) -> Session | None:
+        document = self.collection.find_one({"customer_id": customer_id, "start_request_id": request_id})
+        return None if document is None else from_document(document)
+
+    def add(self, new: Session, session: ClientSession) -> None:
+        self.collection.insert_one(to_document(new), session=session)
+
+    def replace_if_version(self, new: Session, expected_version: int, session: ClientSession) -> bool:
+        """Compare-and-set: write `new` only if the stored version is still `expected_version`."""
+        document = to_document(new)
+        document.pop("_id")
+        found = self.collection.find_one_and_update(
+            {"_id": new.id, "version": expected_version},
+            {"$set": document},
+            projection={"_id": 1},
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        return found is not None
+
+    def page(self, filters: Document, after: tuple[float, str] | None, limit: int) -> list[Session]:
+        """Newest first; `after` is the (create_time, id) of the previous page's last row."""
+        query = dict(filters)
+        if after is not None:
+            created, last_id = after
+            older = {
+                "$or": [
+                    {"create_time": {"$lt": created}},
+                    {"create_time": created, "_id": {"$lt": last_id}},
+                ]
+            }
+            query = {"$and": [filters, older]} if filters else older
+        cursor = self.collection.find(query).sort([("create_time", DESCENDING), ("_id", DESCENDING)])
+        return [from_document(d) for d in cursor.limit(limit)]

@@ -1,0 +1,99 @@
+"""Helpers for the event tests: a config built from the isolation fixture, and a
+consumer that records every delivery and applies effects through an inbox in
+its own database (the consuming service's)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from mesh.bus import EventConsumer
+from mesh.config import MeshConfig
+from mesh.events import Event
+from mesh.inbox import Inbox
+from mesh.store import Store, UnitOfWork
+from tests.support.processes import RABBITMQ_URL
+
+
+def event_config(mongo_url: str, isolation: dict[str, str], **overrides: object) -> MeshConfig:
+    settings: dict[str, object] = {
+        "service_name": "events-test",
+        "mongo_url": mongo_url,
+        "mongo_db": isolation["MONGO_DB"],
+        "rabbitmq_url": RABBITMQ_URL,
+        "events_exchange": isolation["EVENTS_EXCHANGE"],
+        "queue_prefix": isolation["QUEUE_PREFIX"],
+        "outbox_sweep_interval_s": 0.2,
+        "outbox_claim_ttl_s": 3.0,
+        "bus_reconnect_max_s": 1.0,
+        "bus_retry_delays_ms": [100, 200],
+        "bus_max_attempts": 3,
+        **overrides,
+    }
+    return MeshConfig.model_validate(settings)
+
+
+def process_env(config: MeshConfig, **extra: str) -> dict[str, str]:
+    """Environment for tests.support.event_relay_proc with the same settings."""
+    return {
+        "MONGO_URL": config.mongo_url,
+        "MONGO_DB": config.database,
+        "RABBITMQ_URL": config.rabbitmq_url,
+        "EVENTS_EXCHANGE": config.events_exchange,
+        "QUEUE_PREFIX": config.queue_prefix,
+        "OUTBOX_SWEEP_INTERVAL_S": str(config.outbox_sweep_interval_s),
+        "OUTBOX_CLAIM_TTL_S": str(config.outbox_claim_ttl_s),
+        "BUS_RECONNECT_MAX_S": str(config.bus_reconnect_max_s),
+        **extra,
+    }
+
+
+class Recorder:
+    """Consumes `patterns` and applies each event once (inbox); `fails(event)`
+    makes the handler raise for chosen events."""
+
+    def __init__(
+        self,
+        config: MeshConfig,
+        name: str = "recorder",
+        patterns: tuple[str, ...] = ("#",),
+        fails: Callable[[Event], bool] = lambda _event: False,
+    ) -> None:
+        self.store = Store(config.mongo_url, f"{config.database}_consumer")
+        self.inbox = Inbox(self.store, config)
+        self.fails = fails
+        self.deliveries: list[Event] = []
+        self.applied: list[str] = []
+        self._lock = threading.Lock()
+        self.consumer = EventConsumer(config, name, list(patterns), self._handle)
+
+    def start(self) -> Recorder:
+        self.consumer.start_thread()
+        assert self.consumer.wait_ready(15), "consumer did not connect"
+        return self
+
+    def stop(self) -> None:
+        self.consumer.stop_thread()
+        self.store.close()
+
+    def subjects(self) -> set[str]:
+        with self._lock:
+            return set(self.applied)
+
+    def effect_counts(self) -> dict[str, int]:
+        return {row["_id"]: row["n"] for row in self.store.db["effects"].find()}
+
+    def _handle(self, event: Event) -> None:
+        with self._lock:
+            self.deliveries.append(event)
+        if self.fails(event):
+            raise RuntimeError(f"poison {event.subject}")
+        if self.inbox.handle(event, _count_effect):
+            with self._lock:
+                self.applied.append(event.subject)
+
+
+def _count_effect(uow: UnitOfWork, event: Event) -> None:
+    uow.db["effects"].update_one(
+        {"_id": event.subject}, {"$inc": {"n": 1}}, upsert=True, session=uow.session
+    )

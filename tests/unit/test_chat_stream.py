@@ -1,0 +1,170 @@
+"""The Subscribe stream's ordering rules with in-memory fakes: replay then live,
+duplicates dropped, gaps filled from the store, filtered messages never taken
+for losses, overflow ends the stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from switchboard.chat.v1 import chat_service_pb2 as pb
+
+from chat_svc.config import ChatConfig
+from chat_svc.convert import message_to_proto
+from chat_svc.hub import LatestSequence, Listener
+from chat_svc.model import AudienceKind, Message, Room, RoomKind, addressed_to
+from chat_svc.stream import Subscription
+from mesh.auth import Principal
+from mesh.errors import ResourceExhausted
+
+ROOM = "r1"
+
+
+class FakeRepo:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.reads = 0
+
+    def add(
+        self, body: str, audience: AudienceKind = AudienceKind.ROOM, to: list[str] | None = None
+    ) -> pb.Message:
+        message = Message(
+            id=f"m{len(self.messages) + 1}",
+            room_id=ROOM,
+            sequence=len(self.messages) + 1,
+            sender_id="alice",
+            body=body,
+            audience=audience,
+            recipient_ids=to or [],
+        )
+        self.messages.append(message)
+        return message_to_proto(message)
+
+    def messages_after(self, room_id: str, after: int, until: int | None, limit: int) -> list[Message]:
+        self.reads += 1
+        found = [m for m in self.messages if m.sequence > after and (until is None or m.sequence <= until)]
+        return found[:limit]
+
+    def room_ids_of(self, user_id: str) -> list[str]:
+        return [ROOM]
+
+
+class FakeHandlers:
+    def __init__(self, repo: FakeRepo) -> None:
+        self.repo = repo
+
+    def load_room(self, room_id: str) -> Room:
+        last = len(self.repo.messages)
+        return Room(ROOM, RoomKind.GROUP, "team", "alice", ["alice", "bob"], last_sequence=last)
+
+
+class FakeHub:
+    def __init__(self) -> None:
+        self.listeners: list[Listener] = []
+
+    async def add(self, room_id: str, listener: Listener) -> None:
+        self.listeners.append(listener)
+
+    def remove(self, room_id: str, listener: Listener) -> None:
+        pass
+
+
+class FakePresence:
+    def connect(self, user_id: str, room_ids: list[str]) -> str:
+        return "c1"
+
+    def disconnect(self, connection_id: str, user_id: str, room_ids: list[str]) -> None:
+        pass
+
+
+def subscription(repo: FakeRepo, hub: FakeHub, after: int | None, buffer: int = 100) -> Subscription:
+    config = ChatConfig(chat_subscriber_buffer=buffer, chat_heartbeat_s=30, chat_membership_check_s=30)
+    positions = {} if after is None else {ROOM: after}
+    handlers: Any = FakeHandlers(repo)
+    return Subscription(config, handlers, hub, FakePresence(), Principal("bob"), [ROOM], positions)  # type: ignore[arg-type]
+
+
+async def take(stream: AsyncIterator[pb.SubscribeResponse], count: int) -> list[pb.SubscribeResponse]:
+    return [await asyncio.wait_for(anext(stream), 2) for _ in range(count)]
+
+
+def bodies(responses: list[pb.SubscribeResponse]) -> list[str]:
+    return [r.message.body for r in responses if r.WhichOneof("event") == "message"]
+
+
+async def test_replays_after_position_then_switches_to_live() -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    for body in ("a", "b", "c"):
+        repo.add(body)
+    stream = subscription(repo, hub, after=1).run()
+    replayed = await take(stream, 3)
+    assert bodies(replayed) == ["b", "c"]
+    assert replayed[2].room_subscribed.last_sequence == 3
+    hub.listeners[0].offer(repo.add("d"))
+    assert bodies(await take(stream, 1)) == ["d"]
+
+
+async def test_live_duplicate_of_a_replayed_message_is_dropped() -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    first = repo.add("a")
+    stream = subscription(repo, hub, after=0).run()
+    await take(stream, 2)
+    hub.listeners[0].offer(first)  # the fan-out copy arrives after the replay
+    hub.listeners[0].offer(repo.add("b"))
+    assert bodies(await take(stream, 1)) == ["b"]
+
+
+async def test_gap_in_live_sequence_is_filled_from_the_store() -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    stream = subscription(repo, hub, after=None).run()
+    await take(stream, 1)
+    repo.add("lost in fan-out")
+    hub.listeners[0].offer(repo.add("arrived"))
+    assert bodies(await take(stream, 2)) == ["lost in fan-out", "arrived"]
+
+
+async def test_latest_sequence_check_delivers_a_message_whose_fanout_was_lost() -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    stream = subscription(repo, hub, after=None).run()
+    await take(stream, 1)
+    repo.add("never fanned out")
+    hub.listeners[0].offer(LatestSequence(ROOM, 1))
+    assert bodies(await take(stream, 1)) == ["never fanned out"]
+
+
+async def test_message_for_others_advances_position_without_a_refill() -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    stream = subscription(repo, hub, after=None).run()
+    await take(stream, 1)
+    reads = repo.reads
+    hub.listeners[0].offer(repo.add("for carol", AudienceKind.MEMBER, ["carol"]))
+    hub.listeners[0].offer(repo.add("for all"))
+    assert bodies(await take(stream, 1)) == ["for all"]
+    assert repo.reads == reads
+
+
+async def test_overflowing_listener_ends_the_stream_with_resource_exhausted() -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    stream = subscription(repo, hub, after=None, buffer=2).run()
+    await take(stream, 1)
+    for body in ("a", "b", "c"):
+        hub.listeners[0].offer(repo.add(body))
+    with pytest.raises(ResourceExhausted):
+        await take(stream, 3)
+
+
+@pytest.mark.parametrize(
+    ("audience", "recipients", "user", "expected"),
+    [
+        (AudienceKind.ROOM, [], "anyone", True),
+        (AudienceKind.MEMBERS, ["bob", "carol"], "carol", True),
+        (AudienceKind.MEMBER, ["bob"], "carol", False),
+        (AudienceKind.MEMBER, ["bob"], "alice", True),  # the sender
+    ],
+)
+def test_message_is_addressed_to_recipients_and_sender(
+    audience: AudienceKind, recipients: list[str], user: str, expected: bool
+) -> None:
+    assert addressed_to(audience, recipients, "alice", user) is expected
