@@ -169,8 +169,12 @@ def main() -> None:
         mongo_url = mongo.url
     tag = f"bench_{uuid.uuid4().hex[:8]}"
     config = MeshConfig(
-        service_name="bench", mongo_url=mongo_url, mongo_db=tag, rabbitmq_url=args.rabbitmq_url,
-        events_exchange=f"{tag}.events", queue_prefix=f"{tag}.",
+        service_name="bench",
+        mongo_url=mongo_url,
+        mongo_db=tag,
+        rabbitmq_url=args.rabbitmq_url,
+        events_exchange=f"{tag}.events",
+        queue_prefix=f"{tag}.",
     )
     results: dict[str, object] = {"events": args.events}
     try:

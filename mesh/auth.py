@@ -129,10 +129,7 @@ class TokenVerifier:
 
     def __init__(self, public_key_pem: bytes, issuer: str, audience: str) -> None:
         # Several PEM blocks may be present while keys rotate: any of them may sign.
-        self._keys = [
-            serialization.load_pem_public_key(block)
-            for block in _pem_blocks(public_key_pem)
-        ]
+        self._keys = [serialization.load_pem_public_key(block) for block in _pem_blocks(public_key_pem)]
         if not self._keys:
             raise ValueError("no public key in the JWT public key file")
         self._issuer = issuer

@@ -611,7 +611,12 @@ class DeadLetters:
             channel = connection.channel()
             found = []
             for _ in range(max_count):
-                method, properties, body = channel.basic_get(queue + DEAD_SUFFIX, auto_ack=False)
+                try:
+                    method, properties, body = channel.basic_get(queue + DEAD_SUFFIX, auto_ack=False)
+                except ChannelClosedByBroker as exc:
+                    if exc.reply_code != 404:
+                        raise
+                    break  # no parking queue (yet): it holds nothing
                 if method is None:
                     break
                 found.append(_dead_message(queue, properties, body))
@@ -630,7 +635,12 @@ class DeadLetters:
             channel.confirm_delivery()
             seen = 0
             while max_count <= 0 or replayed < max_count:
-                method, properties, body = channel.basic_get(queue + DEAD_SUFFIX, auto_ack=False)
+                try:
+                    method, properties, body = channel.basic_get(queue + DEAD_SUFFIX, auto_ack=False)
+                except ChannelClosedByBroker as exc:
+                    if exc.reply_code != 404:
+                        raise
+                    break  # no parking queue (yet): nothing to replay
                 if method is None:
                     break
                 seen += 1

@@ -145,8 +145,15 @@ class Outbox:
             return 0
         result = self.collection.update_many(
             {"_id": {"$in": chosen}, "status": FAILED},
-            {"$set": {"status": PENDING, "attempts": 0, "claim_owner": None,
-                      "claim_expires_at": 0.0, "updated_at": time.time()}},
+            {
+                "$set": {
+                    "status": PENDING,
+                    "attempts": 0,
+                    "claim_owner": None,
+                    "claim_expires_at": 0.0,
+                    "updated_at": time.time(),
+                }
+            },
         )
         for row_id in chosen:
             self._ready.put(row_id)
@@ -287,8 +294,13 @@ class OutboxRelay:
         token = uuid.uuid4().hex  # not the expiry: floats do not round-trip exactly in nx-27017
         self._collection.update_many(
             {**claimable, "_id": {"$in": candidates}},
-            {"$set": {"claim_owner": self.owner, "claim_token": token,
-                      "claim_expires_at": now + self.config.outbox_claim_ttl_s}},
+            {
+                "$set": {
+                    "claim_owner": self.owner,
+                    "claim_token": token,
+                    "claim_expires_at": now + self.config.outbox_claim_ttl_s,
+                }
+            },
         )
         return self._rows({"_id": {"$in": candidates}, "claim_token": token})
 
@@ -339,8 +351,15 @@ class OutboxRelay:
             # whoever holds the claim now: the broker has it, so it must not go out again
             self._collection.update_many(
                 {"_id": {"$in": outcome.published}, "status": PENDING},
-                {"$set": {"status": PUBLISHED, "published_at": now, "updated_at": now,
-                          "claim_owner": None, "claim_expires_at": 0.0}},
+                {
+                    "$set": {
+                        "status": PUBLISHED,
+                        "published_at": now,
+                        "updated_at": now,
+                        "claim_owner": None,
+                        "claim_expires_at": 0.0,
+                    }
+                },
             )
         if outcome.unavailable:  # the broker is away: not the row's fault, no attempt counted
             self._release(outcome.unavailable)
@@ -358,14 +377,22 @@ class OutboxRelay:
     def _failure(self, row: Document, error: str, now: float) -> UpdateOne:
         attempts = int(row.get("attempts", 0)) + 1
         gave_up = attempts >= self.config.outbox_max_attempts
-        retry_in = min(self.config.outbox_sweep_interval_s * 2 ** (attempts - 1),
-                       self.config.outbox_retry_max_s)
+        retry_in = min(
+            self.config.outbox_sweep_interval_s * 2 ** (attempts - 1), self.config.outbox_retry_max_s
+        )
         return UpdateOne(
             {"_id": row["_id"], "claim_owner": self.owner, "status": PENDING},
-            {"$set": {"status": FAILED if gave_up else PENDING, "attempts": attempts,
-                      "last_error": error[:1000], "updated_at": now, "claim_owner": None,
-                      # the lease expiry doubles as "not before": the next attempt backs off
-                      "claim_expires_at": 0.0 if gave_up else now + retry_in}},
+            {
+                "$set": {
+                    "status": FAILED if gave_up else PENDING,
+                    "attempts": attempts,
+                    "last_error": error[:1000],
+                    "updated_at": now,
+                    "claim_owner": None,
+                    # the lease expiry doubles as "not before": the next attempt backs off
+                    "claim_expires_at": 0.0 if gave_up else now + retry_in,
+                }
+            },
         )
 
 

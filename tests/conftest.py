@@ -15,9 +15,10 @@ from tests.support.broker import TEST_NAME, delete_matching
 from tests.support.processes import RABBITMQ_URL, EmbeddedMongo, ServiceProcess, unique
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMongo]:
-    """One embedded MongoDB server per test worker (tests use their own databases)."""
+    """One embedded MongoDB server per test module (tests use their own databases): a
+    module that kills processes mid-transaction cannot slow the next one down."""
     if os.environ.get("MONGO_URL"):
         pytest.skip("MONGO_URL points at an external MongoDB; embedded server not used")
     server = EmbeddedMongo(tmp_path_factory.mktemp("mongo")).start()

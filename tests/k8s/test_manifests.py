@@ -605,7 +605,8 @@ def test_gateway_listens_on_the_ports_the_deployment_declares(objects: tuple[Obj
     (c,) = containers(named(objects, "Deployment", "gateway"))
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     listeners = {
-        l["name"]: l["address"]["socket_address"] for l in envoy_config()["static_resources"]["listeners"]
+        lst["name"]: lst["address"]["socket_address"]
+        for lst in envoy_config()["static_resources"]["listeners"]
     }
     assert listeners["gateway"]["port_value"] == ports["http"]
     assert listeners["metrics"]["port_value"] == ports["metrics"]
@@ -669,7 +670,9 @@ def test_gateway_mounts_the_files_envoy_reads(objects: tuple[Obj, ...]) -> None:
     ]["route_config"]["virtual_hosts"][0]["routes"]
     served = {Path(r["direct_response"]["body"]["filename"]) for r in routes if "direct_response" in r}
     assert served and {str(f.parent) for f in served} <= mounts
-    (console,) = [o for o in of_kind(objects, "ConfigMap") if o["metadata"]["name"].startswith("gateway-console")]
+    (console,) = [
+        o for o in of_kind(objects, "ConfigMap") if o["metadata"]["name"].startswith("gateway-console")
+    ]
     keys = set(console.get("data", {})) | set(console.get("binaryData", {}))
     assert keys == {f.name for f in served}
     assert keys == {f.name for f in (GATEWAY_DIR / "console").iterdir()}, "list them in kustomization.yaml"

@@ -94,6 +94,4 @@ class Recorder:
 
 
 def _count_effect(uow: UnitOfWork, event: Event) -> None:
-    uow.db["effects"].update_one(
-        {"_id": event.subject}, {"$inc": {"n": 1}}, upsert=True, session=uow.session
-    )
+    uow.db["effects"].update_one({"_id": event.subject}, {"$inc": {"n": 1}}, upsert=True, session=uow.session)

@@ -33,8 +33,15 @@ class EmbeddedMongo:
     def start(self) -> EmbeddedMongo:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process = spawn(
-            [sys.executable, "-m", "mesh.embedded_mongo", "--data-dir", str(self.data_dir),
-             "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "mesh.embedded_mongo",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.port),
+            ],
             log_path=self.data_dir / "server.log",
         )
         if not wait_until(lambda: port_open(self.port), 20):
