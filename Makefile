@@ -44,7 +44,7 @@ lint: venv buf-lint
 	$(VENV)/bin/mypy
 
 test: tools gen-check lint
-	$(PY) scripts/ensure_rabbitmq.py
+	$(PY) scripts/ensure_rabbitmq.py --purge-test-queues
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile -q -m "not slow and not chaos" tests
 	$(VENV)/bin/pytest -q -m "slow and not chaos" tests
 

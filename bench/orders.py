@@ -12,7 +12,7 @@ order_svc and activity_svc):
   while placing at half of the maximum PlaceOrder rate.
 
 REST through Envoy is not measured yet: the gateway config renderer has no
-entry point for test processes on free ports (see docs/perf/orders.md).
+entry point for test processes on free ports (see docs/performance.md).
 
     .venv/bin/python bench/orders.py [--seconds 5]
 

@@ -148,7 +148,7 @@ def start_gateway(paths: LocalPaths) -> None:
     config = gateway.render_local(paths.data / "envoy.yaml", paths.keys)
     envoy = shutil.which("envoy") or str(Path(sys.executable).parent / "envoy")
     spawn(
-        [envoy, "-c", str(config), "--log-level", "warn", "--base-id", str(os.getpid() % 60000)],
+        [envoy, "-c", str(config), "--log-level", "warn", "--disable-hot-restart"],
         log_path=paths.logs / "envoy.log",
         pid_path=paths.pid("envoy"),
     )

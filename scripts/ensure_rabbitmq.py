@@ -7,9 +7,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project root, for tests.support
 
 from mesh.local import ensure_rabbitmq
 from mesh.processes import port_open, wait_until
+from tests.support.broker import TEST_NAME, delete_matching
 
 MANAGEMENT_PORT = 15672
 
@@ -21,3 +26,7 @@ if __name__ == "__main__":
         wait_until(lambda: port_open(MANAGEMENT_PORT), 60, 0.5)
     management = "on" if port_open(MANAGEMENT_PORT) else "off (test queues will not be removed)"
     print(f"rabbitmq is reachable; management API {management}")
+    if "--purge-test-queues" in sys.argv:
+        # Before a test run only: queues of earlier, killed runs (never during one,
+        # it would take a running test's queues).
+        print(f"removed {delete_matching(TEST_NAME)} leftover test queues and exchanges")

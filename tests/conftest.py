@@ -11,8 +11,12 @@ from pathlib import Path
 import pytest
 
 from mesh.auth import ensure_keys, mint_token
-from tests.support.broker import TEST_NAME, delete_matching
-from tests.support.processes import RABBITMQ_URL, EmbeddedMongo, ServiceProcess, unique
+from tests.support.broker import delete_matching
+from tests.support.processes import RABBITMQ_URL, EmbeddedMongo, ServiceProcess, reap_all, unique
+
+
+def pytest_sessionfinish() -> None:
+    reap_all()
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +46,6 @@ def token(keys: Path) -> Callable[..., str]:
         return mint_token(private, user, roles, ttl_s=ttl_s)
 
     return make
-
-
-@pytest.fixture(scope="session", autouse=True)
-def clean_broker() -> Iterator[None]:
-    """Leftover test queues of earlier (killed) runs go before the run starts."""
-    delete_matching(TEST_NAME)
-    yield
 
 
 @pytest.fixture

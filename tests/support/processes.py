@@ -15,6 +15,15 @@ from mesh.client import health_status
 from mesh.processes import free_port, port_open, spawn, terminate, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+STARTED: list[subprocess.Popen[bytes]] = []  # every process a test started, reaped at session end
+
+
+def reap_all() -> None:
+    """Kill whatever a test left running (a failed fixture, a timed-out test)."""
+    for process in STARTED:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 
@@ -43,7 +52,9 @@ class EmbeddedMongo:
                 str(self.port),
             ],
             log_path=self.data_dir / "server.log",
+            die_with_parent=True,
         )
+        STARTED.append(self.process)
         if not wait_until(lambda: port_open(self.port), 20):
             raise RuntimeError(f"nx-27017 did not start on {self.port}")
         return self
@@ -79,7 +90,9 @@ class ServiceProcess:
                 log_path=self.log_path,
                 env={**self.env, "GRPC_PORT": str(self.port), "PYTHONUNBUFFERED": "1"},
                 cwd=ROOT,
+                die_with_parent=True,
             )
+            STARTED.append(self.process)
             if not wait_serving:
                 return self
             wait_until(lambda: self.serving() or self.exited(), timeout_s, 0.1)
