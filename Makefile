@@ -61,8 +61,9 @@ status: venv
 	$(VENV)/bin/mesh status
 
 chaos: tools
-	$(PY) scripts/ensure_rabbitmq.py
-	$(VENV)/bin/pytest -q -m chaos tests/chaos
+	$(PY) scripts/ensure_rabbitmq.py --purge-test-queues
+	$(VENV)/bin/pytest -q -n 3 --dist loadfile -m "chaos and not slow" tests/chaos tests/integration
+	$(VENV)/bin/pytest -q -m "chaos and slow" tests/chaos
 
 /usr/bin/wrk:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null

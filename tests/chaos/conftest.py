@@ -11,8 +11,8 @@ import re
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import grpc
 import pytest
 
 from mesh.gateway import EnvoyProcess, GatewaySettings, Upstream, local_upstreams, render_to
-from mesh.processes import free_port, wait_until
+from mesh.processes import free_port
 from tests.support.broker import delete_matching
 from tests.support.processes import RABBITMQ_URL, EmbeddedMongo, ServiceProcess, unique
 
@@ -103,8 +103,10 @@ def start_mesh(tmp_path: Path, keys: Path, **settings: object) -> Mesh:
     tag = unique("cx")
     mongo = EmbeddedMongo(tmp_path / "mongo").start()
     logs = tmp_path / "logs"
-    services = {name: ServiceProcess(f"{name}_svc", _service_env(mongo, keys, tag, name), logs)
-                for name in SERVICE_NAMES}
+    services = {
+        name: ServiceProcess(f"{name}_svc", _service_env(mongo, keys, tag, name), logs)
+        for name in SERVICE_NAMES
+    }
     second_order = ServiceProcess("order_svc", _service_env(mongo, keys, tag, "order"), logs)
     replicas = [services["order"], second_order]
     every = [*services.values(), second_order]
@@ -124,18 +126,40 @@ def start_mesh(tmp_path: Path, keys: Path, **settings: object) -> Mesh:
     upstreams: list[Upstream] = []
     for upstream in local_upstreams({n: p.port for n, p in services.items()}):
         if upstream.name == "order":
-            upstream = Upstream(upstream.name, upstream.host, upstream.port, upstream.grpc_services,
-                                extra_ports=(second_order.port,))
+            upstream = Upstream(
+                upstream.name,
+                upstream.host,
+                upstream.port,
+                upstream.grpc_services,
+                extra_ports=(second_order.port,),
+            )
         upstreams.append(upstream)
-    listen, admin = free_port(), free_port()
     gateway_settings = GatewaySettings(
-        rate_limit_rps=5000, rate_limit_burst=5000, health_check_interval_s=0.3, **settings  # type: ignore[arg-type]
+        rate_limit_rps=5000,
+        rate_limit_burst=5000,
+        health_check_interval_s=0.3,
+        **settings,  # type: ignore[arg-type]
     )
-    config = render_to(
-        tmp_path / "envoy.yaml", keys, listen_port=listen, admin_port=admin, upstreams=upstreams,
-        settings=gateway_settings,
-    )
-    envoy = EnvoyProcess(config, tmp_path / "envoy.log", admin).start()
+    for attempt in range(3):
+        listen, admin = free_port(), free_port()
+        config = render_to(
+            tmp_path / "envoy.yaml",
+            keys,
+            listen_port=listen,
+            admin_port=admin,
+            upstreams=upstreams,
+            settings=gateway_settings,
+        )
+        try:
+            envoy = EnvoyProcess(config, tmp_path / "envoy.log", admin).start()
+            break
+        except RuntimeError as error:
+            # A free port can be taken by another test's process before Envoy binds it.
+            if "Address already in use" not in str(error) or attempt == 2:
+                for process in every:
+                    process.stop()
+                mongo.stop()
+                raise
     return Mesh(tag, mongo, services, replicas, envoy, listen)
 
 

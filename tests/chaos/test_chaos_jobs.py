@@ -10,6 +10,7 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -40,7 +41,7 @@ def user(mesh: Mesh, token: Callable[..., str], name: str, *roles: str) -> UserC
     )
 
 
-def submit(client: UserClient, definition: str, **parameters: object) -> reg.Job:
+def submit(client: UserClient, definition: str, **parameters: Any) -> reg.Job:
     values = struct_pb2.Struct()
     values.update(parameters)
     request = reg.SubmitJobRequest(definition=definition, parameters=values, idempotency_key=uuid.uuid4().hex)
@@ -81,16 +82,21 @@ def test_awaited_daily_report_arrives_across_a_restart_of_the_responder(
     today = dt.datetime.now(dt.UTC).date().isoformat()
     operator = bearer(token("ops", "operator"))
     assert wait_until(
-        lambda: stats.GetDailyStats(apb.GetDailyStatsRequest(date=today), metadata=operator, timeout=5)
-        .stats.orders_placed
-        == 3,
+        lambda: (
+            stats.GetDailyStats(
+                apb.GetDailyStatsRequest(date=today), metadata=operator, timeout=5
+            ).stats.orders_placed
+            == 3
+        ),
         30,
         0.2,
     )
     scheduler = mesh.services["scheduler"]
     scheduler.kill()  # the responder is down when the request is made
     job = submit(alice, "daily_report", date=today)
-    watch = alice.registration.WatchJob(reg.WatchJobRequest(job_id=job.id), metadata=alice.metadata, timeout=60)
+    watch = alice.registration.WatchJob(
+        reg.WatchJobRequest(job_id=job.id), metadata=alice.metadata, timeout=60
+    )
     restarted = time.monotonic()
     scheduler.start()
     last = job

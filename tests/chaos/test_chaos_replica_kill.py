@@ -98,9 +98,12 @@ def test_killed_order_replica_loses_no_order_message_or_timer(
     bob.stop()
     # The session's paid-time timer fired although the mesh was under load and a replica died.
     assert wait_until(
-        lambda: sessions.GetSession(spb.GetSessionRequest(session_id=session.id), metadata=alice, timeout=5)
-        .session.state
-        == spb.SESSION_STATE_PAUSED_FOR_RECHARGE,
+        lambda: (
+            sessions.GetSession(
+                spb.GetSessionRequest(session_id=session.id), metadata=alice, timeout=5
+            ).session.state
+            == spb.SESSION_STATE_PAUSED_FOR_RECHARGE
+        ),
         15,
         0.2,
     )
@@ -117,7 +120,9 @@ def test_killed_order_replica_loses_no_order_message_or_timer(
     print("replica-kill", dict(tally.errors), "retried", tally.retried, "accepted", len(accepted))
 
 
-def test_order_reads_survive_replica_kill_via_gateway_retry(mesh: Mesh, token: Callable[..., str]) -> None:
+def test_order_reads_survive_replica_kill_via_gateway_retry(
+    mesh: Mesh, token: Callable[..., str], record_property: Callable[[str, object], None]
+) -> None:
     """Reads are retried by Envoy itself: a client sees no error at all."""
     alice = bearer(token("alice", "customer"))
     orders = ogrpc.OrderServiceStub(mesh.channel())
@@ -136,5 +141,34 @@ def test_order_reads_survive_replica_kill_via_gateway_retry(mesh: Mesh, token: C
     failures = [grpc.StatusCode[name] for name in load.tally.errors]
     # Only UNAVAILABLE may leak (a request in flight on the killed connection); never a wrong answer.
     assert set(failures) <= {grpc.StatusCode.UNAVAILABLE}
-    print("reads-replica-kill", load.tally.requests, load.tally.errors)
+    record_property("requests", load.tally.requests)
+    record_property("errors", sum(load.tally.errors.values()))
     assert load.tally.errors == {}
+
+
+def test_session_timer_due_while_session_svc_is_dead_fires_after_restart(
+    mesh: Mesh, token: Callable[..., str], record_property: Callable[[str, object], None]
+) -> None:
+    alice = bearer(token("alice", "customer"))
+    sessions = sgrpc.SessionServiceStub(mesh.channel())
+    session = sessions.StartSession(
+        spb.StartSessionRequest(advisor_id="bob", prepaid_seconds=2, request_id=uuid.uuid4().hex),
+        metadata=alice,
+        timeout=10,
+    ).session
+    session_svc = mesh.services["session"]
+    session_svc.kill()
+    time.sleep(3)  # the pause timer comes due while no replica runs
+    session_svc.start()
+    restarted = time.monotonic()
+
+    def state() -> int:
+        request = spb.GetSessionRequest(session_id=session.id)
+        try:
+            return sessions.GetSession(request, metadata=alice, timeout=5).session.state
+        except grpc.RpcError as error:  # until Envoy's health check sees the new process
+            assert isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.UNAVAILABLE
+            return -1
+
+    assert wait_until(lambda: state() == spb.SESSION_STATE_PAUSED_FOR_RECHARGE, 15, 0.1)
+    record_property("timer_late_after_restart_s", round(time.monotonic() - restarted, 2))

@@ -65,6 +65,7 @@ def test_mongo_restart_under_load_fails_requests_only_with_unavailable_and_recov
         "requests": load.tally.requests,
         "accepted": load.tally.accepted,
         "failed": sum(errors.values()),
+        "failed_codes": ",".join(sorted(errors)),
         "lost": len(set(accepted) - {o.idempotency_key for o in stored}),
         "outage_s": round(down_s, 2),
         "recovery_s": round(recovery_s, 2),
@@ -90,27 +91,37 @@ def test_rabbitmq_restart_under_load_loses_nothing_and_resumes(
     sent: list[str] = []
     tally = Tally()
 
-    def work(i: int) -> None:
+    def place(i: int) -> None:
         key = f"b-{i}-{uuid.uuid4().hex[:6]}"
         retrying(lambda: orders.PlaceOrder(order_request(key), metadata=alice, timeout=5), tally)
         accepted.add(key)
+
+    def chat_send(i: int) -> None:
         body = f"msg-{i}"
-        retrying(lambda: chat.send(room.id, body, client_message_id=body), tally)
+        retrying(lambda: chat.send(room.id, body, client_message_id=body), tally, deadline_s=90)
         sent.append(body)
 
     def orders_counted() -> int:
         request = apb.GetDailyStatsRequest(date=dt.datetime.now(dt.UTC).date().isoformat())
         return stats.GetDailyStats(request, metadata=operator, timeout=10).stats.orders_placed
 
-    load = Load(work, threads=2)
-    with load:
-        assert wait_until(lambda: load.tally.accepted >= 10, 30, 0.05)
+    order_load, chat_load = Load(place, threads=2), Load(chat_send, threads=1)
+    with order_load, chat_load:
+        assert wait_until(lambda: order_load.tally.accepted >= 10 and chat_load.tally.accepted >= 5, 30, 0.05)
         with rabbitmq_stopped():
-            stopped_count = load.tally.accepted
-            assert wait_until(lambda: load.tally.accepted >= stopped_count + 10, 30, 0.05)
+            # Orders are still taken: the outbox keeps their events until the broker is back.
+            stopped_count = order_load.tally.accepted
+            assert wait_until(lambda: order_load.tally.accepted >= stopped_count + 10, 30, 0.05), tally.errors
+            chat_during_outage = chat_load.tally.accepted
         restarted = time.monotonic()
-        count = load.tally.accepted
-        assert wait_until(lambda: load.tally.accepted >= count + 10, 30, 0.05)
+        count, chats = order_load.tally.accepted, chat_load.tally.accepted
+        assert wait_until(
+            lambda: order_load.tally.accepted >= count + 10 and chat_load.tally.accepted >= chats + 5,
+            60,
+            0.05,
+        ), tally.errors
+    load = order_load
+    assert chat_load.tally.errors == {}, chat_load.tally.errors
     assert load.tally.errors == {}, load.tally.errors
     # Every order event reached activity_svc (outbox relay re-published after the restart).
     assert wait_until(lambda: orders_counted() == len(accepted), 90, 0.5), (orders_counted(), len(accepted))
@@ -125,7 +136,21 @@ def test_rabbitmq_restart_under_load_loses_nothing_and_resumes(
         "recovery_s": round(recovery_s, 2),
     }.items():
         record_property(name, value)
-    print("rabbit-restart accepted", len(accepted), "messages", len(sent), "recovery", recovery_s)
+    print(
+        "rabbit-restart requests",
+        load.tally.requests,
+        "accepted",
+        len(accepted),
+        "messages",
+        len(sent),
+        "chat during outage",
+        chat_during_outage,
+        "retries",
+        tally.retried,
+        dict(tally.errors),
+        "recovery",
+        recovery_s,
+    )
 
 
 def test_stats_stream_dropped_and_reopened_reports_what_changed_meanwhile(

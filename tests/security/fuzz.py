@@ -75,9 +75,13 @@ def text() -> st.SearchStrategy[str]:
     return st.one_of(st.sampled_from(HOSTILE_STRINGS), st.text(max_size=200))
 
 
-def _integers(field: FieldDescriptor) -> st.SearchStrategy[int]:
-    low, high = INT64 if field.type in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64,
-                                        FieldDescriptor.TYPE_SFIXED64) else INT32
+def _integers(field: Any) -> st.SearchStrategy[int]:
+    low, high = (
+        INT64
+        if field.type
+        in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED64)
+        else INT32
+    )
     if field.type in (FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32):
         low, high = 0, 2**32 - 1
     if field.type in (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64):
@@ -86,7 +90,8 @@ def _integers(field: FieldDescriptor) -> st.SearchStrategy[int]:
     return st.one_of(st.sampled_from(edges), st.integers(low, high))
 
 
-def scalar(field: FieldDescriptor) -> st.SearchStrategy[Any]:
+def scalar(field: Any) -> st.SearchStrategy[Any]:
+    # Any: the upb FieldDescriptor type and the pure-Python one differ for mypy.
     """Values for one non-message field."""
     kind = field.type
     if kind == FieldDescriptor.TYPE_STRING:
@@ -96,7 +101,9 @@ def scalar(field: FieldDescriptor) -> st.SearchStrategy[Any]:
     if kind == FieldDescriptor.TYPE_BOOL:
         return st.booleans()
     if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
-        return st.floats(allow_nan=True, allow_infinity=True, width=32 if kind == FieldDescriptor.TYPE_FLOAT else 64)
+        return st.floats(
+            allow_nan=True, allow_infinity=True, width=32 if kind == FieldDescriptor.TYPE_FLOAT else 64
+        )
     if kind == FieldDescriptor.TYPE_ENUM:
         # proto3 enums are open: unknown numbers arrive at the service as they are.
         known = [v.number for v in field.enum_type.values]
@@ -156,5 +163,7 @@ JSON_VALUES = st.recursive(
 def json_bodies(descriptor: Descriptor) -> st.SearchStrategy[dict[str, Any]]:
     """REST bodies: the message's own field names (JSON and proto spellings) and
     strangers, each with a value of any JSON type."""
-    names = [f.json_name for f in descriptor.fields] + [f.name for f in descriptor.fields] + ["@type", "$where"]
+    names = (
+        [f.json_name for f in descriptor.fields] + [f.name for f in descriptor.fields] + ["@type", "$where"]
+    )
     return st.dictionaries(st.sampled_from(names) | text(), JSON_VALUES, max_size=6)

@@ -29,8 +29,9 @@ GATEWAY_SERVICES = {svc for spec in SERVICES for svc in spec.grpc_services}
 DENIED = (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND)
 
 
-def _code(channel: grpc.Channel, path: str, request: bytes, metadata: tuple[tuple[str, str], ...],
-          streaming: bool) -> grpc.StatusCode:
+def _code(
+    channel: grpc.Channel, path: str, request: bytes, metadata: tuple[tuple[str, str], ...], streaming: bool
+) -> grpc.StatusCode:
     """The status an RPC answers with (OK when it was served)."""
     try:
         if streaming:
@@ -64,11 +65,15 @@ def test_every_rpc_through_the_gateway_refuses_bad_credentials_as_unauthenticate
     cases = [(m, name) for m in methods for name in credentials]
     with grpc.insecure_channel(whole_mesh.address) as channel, ThreadPoolExecutor(8) as pool:
         codes = list(
-            pool.map(lambda c: _code(channel, c[0].grpc_path, b"", credentials[c[1]], c[0].server_streaming),
-                     cases)
+            pool.map(
+                lambda c: _code(channel, c[0].grpc_path, b"", credentials[c[1]], c[0].server_streaming), cases
+            )
         )
-    wrong = [f"{m.grpc_path} with {name}: {code.name}" for (m, name), code in zip(cases, codes, strict=True)
-             if code != grpc.StatusCode.UNAUTHENTICATED]
+    wrong = [
+        f"{m.grpc_path} with {name}: {code.name}"
+        for (m, name), code in zip(cases, codes, strict=True)
+        if code != grpc.StatusCode.UNAUTHENTICATED
+    ]
     assert wrong == []
 
 
@@ -90,8 +95,11 @@ def test_every_service_refuses_bad_credentials_itself_behind_the_gateway(
     assert wrong == []
 
 
-@pytest.mark.parametrize("method", rest_methods()[:1] + [m for m in rest_methods() if m.http_verb == "post"][:3],
-                         ids=lambda m: f"{m.http_verb} {m.http_path}")
+@pytest.mark.parametrize(
+    "method",
+    rest_methods()[:1] + [m for m in rest_methods() if m.http_verb == "post"][:3],
+    ids=lambda m: f"{m.http_verb} {m.http_path}",
+)
 def test_rest_routes_answer_401_without_a_valid_token(
     whole_mesh: Gateway, expired_token: str, foreign_token: str, method: RpcMethod
 ) -> None:
@@ -106,29 +114,59 @@ def test_rest_routes_answer_401_without_a_valid_token(
 def _resources_of_alice(channel: grpc.Channel, alice: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """An order, a direct room (with dave), a session and a job that belong to alice."""
     price = money_pb2.Money(currency_code="EUR", amount_minor=100)
-    order = channel.unary_unary("/switchboard.order.v1.OrderService/PlaceOrder", opb.PlaceOrderRequest.SerializeToString,
-                                opb.PlaceOrderResponse.FromString)(
-        opb.PlaceOrderRequest(lines=[opb.LineItem(sku="s", quantity=1, unit_price=price)],
-                              idempotency_key=uuid.uuid4().hex), metadata=alice, timeout=10).order
-    room = channel.unary_unary("/switchboard.chat.v1.ChatService/CreateRoom", cpb.CreateRoomRequest.SerializeToString,
-                               cpb.CreateRoomResponse.FromString)(
-        cpb.CreateRoomRequest(kind=cpb.ROOM_KIND_DIRECT, display_name="private", member_ids=["dave"],
-                              request_id=uuid.uuid4().hex), metadata=alice, timeout=10).room
-    session = channel.unary_unary("/switchboard.session.v1.SessionService/StartSession",
-                                  spb.StartSessionRequest.SerializeToString, spb.StartSessionResponse.FromString)(
+    order = channel.unary_unary(
+        "/switchboard.order.v1.OrderService/PlaceOrder",
+        opb.PlaceOrderRequest.SerializeToString,
+        opb.PlaceOrderResponse.FromString,
+    )(
+        opb.PlaceOrderRequest(
+            lines=[opb.LineItem(sku="s", quantity=1, unit_price=price)], idempotency_key=uuid.uuid4().hex
+        ),
+        metadata=alice,
+        timeout=10,
+    ).order
+    room = channel.unary_unary(
+        "/switchboard.chat.v1.ChatService/CreateRoom",
+        cpb.CreateRoomRequest.SerializeToString,
+        cpb.CreateRoomResponse.FromString,
+    )(
+        cpb.CreateRoomRequest(
+            kind=cpb.ROOM_KIND_DIRECT,
+            display_name="private",
+            member_ids=["dave"],
+            request_id=uuid.uuid4().hex,
+        ),
+        metadata=alice,
+        timeout=10,
+    ).room
+    session = channel.unary_unary(
+        "/switchboard.session.v1.SessionService/StartSession",
+        spb.StartSessionRequest.SerializeToString,
+        spb.StartSessionResponse.FromString,
+    )(
         spb.StartSessionRequest(advisor_id="dave", prepaid_seconds=600, request_id=uuid.uuid4().hex),
-        metadata=alice, timeout=10).session
-    job = channel.unary_unary("/switchboard.registration.v1.RegistrationService/SubmitJob",
-                              rpb.SubmitJobRequest.SerializeToString, rpb.SubmitJobResponse.FromString)(
-        rpb.SubmitJobRequest(definition="noop", idempotency_key=uuid.uuid4().hex), metadata=alice, timeout=10).job
+        metadata=alice,
+        timeout=10,
+    ).session
+    job = channel.unary_unary(
+        "/switchboard.registration.v1.RegistrationService/SubmitJob",
+        rpb.SubmitJobRequest.SerializeToString,
+        rpb.SubmitJobResponse.FromString,
+    )(
+        rpb.SubmitJobRequest(definition="noop", idempotency_key=uuid.uuid4().hex), metadata=alice, timeout=10
+    ).job
     return {"order": order.id, "room": room.id, "session": session.id, "job": job.id}
 
 
 def _foreign_calls(ids: dict[str, str]) -> list[tuple[str, pb_message.Message, bool]]:
     """Every RPC that names one of alice's resources, with its request."""
     order, room, session, job = ids["order"], ids["room"], ids["session"], ids["job"]
-    o, c, s, r = ("/switchboard.order.v1.OrderService/", "/switchboard.chat.v1.ChatService/",
-                  "/switchboard.session.v1.SessionService/", "/switchboard.registration.v1.RegistrationService/")
+    o, c, s, r = (
+        "/switchboard.order.v1.OrderService/",
+        "/switchboard.chat.v1.ChatService/",
+        "/switchboard.session.v1.SessionService/",
+        "/switchboard.registration.v1.RegistrationService/",
+    )
     return [
         (o + "GetOrder", opb.GetOrderRequest(order_id=order), False),
         (o + "CancelOrder", opb.CancelOrderRequest(order_id=order), False),
@@ -166,12 +204,18 @@ def test_other_users_resource_ids_are_refused_for_every_role_but_admin(
                     wrong.append(f"{user}/{role} {path}: {code.name}")
         assert wrong == [], "\n".join(wrong)
         # customer_id is ignored for customers (the contract): bob still sees only his own.
-        listed = channel.unary_unary("/switchboard.order.v1.OrderService/ListOrders",
-                                     opb.ListOrdersRequest.SerializeToString, opb.ListOrdersResponse.FromString)(
-            opb.ListOrdersRequest(customer_id="alice"), metadata=bearer(token("bob", "customer")), timeout=10)
+        listed = channel.unary_unary(
+            "/switchboard.order.v1.OrderService/ListOrders",
+            opb.ListOrdersRequest.SerializeToString,
+            opb.ListOrdersResponse.FromString,
+        )(opb.ListOrdersRequest(customer_id="alice"), metadata=bearer(token("bob", "customer")), timeout=10)
         assert ids["order"] not in {o.id for o in listed.orders}
         # The owner and an admin are served on the reads.
-        reads = [c for c in calls if c[0].rsplit("/", 1)[1] in {"GetOrder", "GetRoom", "GetSession", "GetJob"}]
+        reads = [
+            c for c in calls if c[0].rsplit("/", 1)[1] in {"GetOrder", "GetRoom", "GetSession", "GetJob"}
+        ]
         for who in (bearer(token("alice", "customer")), bearer(token("root", "admin"))):
             for path, request, streaming in reads:
-                assert _code(channel, path, request.SerializeToString(), who, streaming) == grpc.StatusCode.OK, path
+                assert (
+                    _code(channel, path, request.SerializeToString(), who, streaming) == grpc.StatusCode.OK
+                ), path

@@ -7,7 +7,9 @@ RESOURCE_EXHAUSTED or INVALID_ARGUMENT."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
+import uuid
 from collections.abc import Callable
 
 import grpc
@@ -17,6 +19,9 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from switchboard.order.v1 import order_service_pb2 as opb
+from switchboard.order.v1 import order_service_pb2_grpc as ogrpc
+from switchboard.type.v1 import money_pb2
 
 from mesh.auth import ROLE_NAMES
 from mesh.client import bearer
@@ -27,8 +32,12 @@ from tests.security.fuzz import import_contracts, json_bodies, message_class, me
 
 import_contracts()
 POOL = descriptor_pool.Default()
-NEVER = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS,
-         grpc.StatusCode.UNIMPLEMENTED}
+NEVER = {
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.DATA_LOSS,
+    grpc.StatusCode.UNIMPLEMENTED,
+}
 # Bounded: the whole suite stays well under two minutes on two cores.
 UNARY_EXAMPLES = 30
 STREAM_EXAMPLES = 8
@@ -36,8 +45,13 @@ REST_EXAMPLES = 10
 
 
 def fuzz_settings(examples: int) -> settings:
-    return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 def _host(whole_mesh: Gateway, method: RpcMethod) -> str:
@@ -54,8 +68,9 @@ def _role(method: RpcMethod) -> str:
     return "admin" if "admin" in names else names[0]
 
 
-def _call(channel: grpc.Channel, method: RpcMethod, request: bytes,
-          metadata: tuple[tuple[str, str], ...]) -> grpc.StatusCode:
+def _call(
+    channel: grpc.Channel, method: RpcMethod, request: bytes, metadata: tuple[tuple[str, str], ...]
+) -> grpc.StatusCode:
     try:
         if method.server_streaming:
             call = channel.unary_stream(method.grpc_path, None, None)(request, metadata=metadata, timeout=1.0)
@@ -109,8 +124,9 @@ def test_oversized_requests_are_refused(
     field exceeds every field's bound. Both through the gateway and straight."""
     metadata = bearer(token("fuzzer", _role(method)))
     cls = message_class(method.input_type)
-    strings = [f for f in cls.DESCRIPTOR.fields
-               if f.type == FieldDescriptor.TYPE_STRING and not f.is_repeated]
+    strings = [
+        f for f in cls.DESCRIPTOR.fields if f.type == FieldDescriptor.TYPE_STRING and not f.is_repeated
+    ]
     wrong = []
     targets = [_host(whole_mesh, method)]
     if any(method.service in spec.grpc_services for spec in SERVICES):
@@ -147,8 +163,11 @@ def test_fuzzed_rest_requests_never_get_a_server_error(
     descriptor = POOL.FindMessageTypeByName(method.input_type)
 
     @fuzz_settings(3 if method.server_streaming else REST_EXAMPLES)
-    @given(st.lists(text(), min_size=len(method.path_params), max_size=len(method.path_params)),
-           json_bodies(descriptor), st.booleans())
+    @given(
+        st.lists(text(), min_size=len(method.path_params), max_size=len(method.path_params)),
+        json_bodies(descriptor),
+        st.booleans(),
+    )
     def check(path_values: list[str], body: dict[str, object], raw: bool) -> None:
         path = method.http_path
         for name, value in zip(method.path_params, path_values, strict=True):
@@ -158,11 +177,55 @@ def test_fuzzed_rest_requests_never_get_a_server_error(
             data = json.dumps(body).encode() if not raw else json.dumps(body).encode()[:-1]  # truncated JSON
         elif body:
             path += "?" + urllib.parse.urlencode({k: str(v) for k, v in body.items()})
-        answer = whole_mesh.request(method.http_verb.upper(), path, bearer_token, data,
-                                    timeout_s=1 if method.server_streaming else 10)
+        answer = whole_mesh.request(
+            method.http_verb.upper(), path, bearer_token, data, timeout_s=1 if method.server_streaming else 10
+        )
         assert answer.status < 500, (
             f"{method.http_verb} {path} {data!r}: {answer.status} {answer.body[:300]!r}"
         )
 
     check()
     _assert_alive(whole_mesh)
+
+
+def test_fuzzed_orders_that_were_accepted_all_satisfy_the_contract(
+    whole_mesh: Gateway, token: Callable[..., str]
+) -> None:
+    """No write slips past validation: every order a fuzzing customer got accepted
+    has 1 to 100 lines, valid SKUs and quantities, one currency and a correct total."""
+    user = f"fuzz-{uuid.uuid4().hex[:8]}"
+    metadata = bearer(token(user, "customer"))
+    sku = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+    with grpc.insecure_channel(whole_mesh.services["order"].target) as channel:
+        stub = ogrpc.OrderServiceStub(channel)
+        lines = st.builds(
+            opb.LineItem,
+            sku=st.sampled_from(["a", "sku-1", "", "x" * 65, "bad sku", "ü"]),
+            quantity=st.sampled_from([-1, 0, 1, 7, 1_000_000, 1_000_001, 2**63 - 1]),
+            unit_price=st.builds(
+                money_pb2.Money,
+                currency_code=st.sampled_from(["EUR", "USD", "eur", "", "EURO"]),
+                amount_minor=st.sampled_from([-1, 0, 1, 10**12, 10**12 + 1, 2**63 - 1]),
+            ),
+        )
+
+        @fuzz_settings(UNARY_EXAMPLES)
+        @given(st.lists(lines, max_size=4), st.sampled_from(["k", "", "ü", "x" * 129]) | text())
+        def place(order_lines: list[opb.LineItem], key: str) -> None:
+            request = opb.PlaceOrderRequest(lines=order_lines, idempotency_key=key or "k")
+            code = _call(channel, _PLACE, request.SerializeToString(), metadata)
+            assert code not in NEVER
+
+        place()
+        stored = stub.ListOrders(opb.ListOrdersRequest(page_size=1000), metadata=metadata, timeout=10).orders
+    for order in stored:
+        assert 1 <= len(order.lines) <= 100, order
+        currencies = {line.unit_price.currency_code for line in order.lines}
+        assert currencies == {order.currency_code} and re.fullmatch(r"[A-Z]{3}", order.currency_code), order
+        for line in order.lines:
+            assert sku.match(line.sku) and 1 <= line.quantity <= 1_000_000, order
+            assert 0 <= line.unit_price.amount_minor <= 10**12, order
+        assert order.total.amount_minor == sum(li.quantity * li.unit_price.amount_minor for li in order.lines)
+
+
+_PLACE = next(m for m in rpc_methods() if m.grpc_path == "/switchboard.order.v1.OrderService/PlaceOrder")

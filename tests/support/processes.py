@@ -24,6 +24,8 @@ def reap_all() -> None:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 
