@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +34,14 @@ from nx_27017.handler import NeoSQLiteHandler
 from nx_27017.wire_protocol import _extract_session_id
 
 log = logging.getLogger("mesh.embedded_mongo")
+# What MongoDB answers a transaction that lost a conflict: drivers and Store.transaction retry it.
+WRITE_CONFLICT = {
+    "ok": 0,
+    "code": 112,
+    "codeName": "WriteConflict",
+    "errmsg": "the database is busy with another transaction; retry",
+    "errorLabels": ["TransientTransactionError"],
+}
 Message = dict[str, Any]
 Handle = Callable[[NeoSQLiteHandler, Message], tuple[int, Any]]
 
@@ -65,19 +74,33 @@ def drop_read_concern(msg: Message) -> None:
             doc.pop("readConcern", None)
 
 
+class GateTimeout(Exception):
+    """A transaction could not start within `start_timeout_s` (another one holds the database)."""
+
+
 @dataclass
-class _Holder:
-    session_id: str
+class _Owner:
+    session_id: str | None
     last_seen: float
+    transaction: bool  # held until commit/abort, not only for one command
 
 
 class TransactionGate:
-    """One open transaction per database at a time; everybody else waits for it."""
+    """A database has one owner at a time: an open transaction (from its first command
+    to commit/abort) or a single command outside any transaction. Everybody else queues,
+    first come first served, so a stream of transactions cannot starve a reader."""
 
-    def __init__(self, stale_after_s: float, abort: Callable[[str], None]) -> None:
+    def __init__(
+        self, stale_after_s: float, abort: Callable[[str], None], start_timeout_s: float = 3.0
+    ) -> None:
         self._stale_after_s = stale_after_s
         self._abort = abort
-        self._holders: dict[str, _Holder] = {}
+        # Like MongoDB's lock-request timeout for transactions: a transaction that cannot
+        # start soon fails with a transient error (clients retry it), instead of parking a
+        # server thread for as long as the database stays busy.
+        self._start_timeout_s = start_timeout_s
+        self._owners: dict[str, _Owner] = {}
+        self._queues: dict[str, deque[object]] = {}
         self._changed = threading.Condition()
 
     @contextlib.contextmanager
@@ -86,30 +109,60 @@ class TransactionGate:
             try:
                 yield
             finally:
-                self._release(scope.session_id)
+                self._release_session(scope.session_id)
             return
-        self._wait_for_turn(scope)
-        yield
+        self._acquire(scope)
+        try:
+            yield
+        finally:
+            if not scope.in_transaction:
+                self._release_command(scope.database)
 
-    def _wait_for_turn(self, scope: CommandScope) -> None:
+    def _acquire(self, scope: CommandScope) -> None:
         with self._changed:
-            while True:
-                holder = self._holders.get(scope.database)
-                if holder is None or holder.session_id == scope.session_id:
-                    break
-                if time.monotonic() - holder.last_seen > self._stale_after_s:
-                    log.warning("aborting a transaction idle for %.0f s", self._stale_after_s)
-                    self._holders.pop(scope.database)
-                    self._abort(holder.session_id)
-                    break
-                self._changed.wait(0.05)
-            if scope.in_transaction and scope.session_id is not None:
-                self._holders[scope.database] = _Holder(scope.session_id, time.monotonic())
+            owner = self._owners.get(scope.database)
+            if owner is not None and owner.transaction and owner.session_id == scope.session_id:
+                owner.last_seen = time.monotonic()  # the transaction's own next command
+                return
+            ticket = object()
+            queue = self._queues.setdefault(scope.database, deque())
+            queue.append(ticket)
+            waited_since = time.monotonic()
+            try:
+                while not (self._owners.get(scope.database) is None and queue[0] is ticket):
+                    self._abort_if_stale(scope.database)
+                    if scope.in_transaction and time.monotonic() - waited_since > self._start_timeout_s:
+                        raise GateTimeout(scope.database)
+                    self._changed.wait(0.05)
+            finally:
+                queue.remove(ticket)
+                self._changed.notify_all()
+            if time.monotonic() - waited_since > 5:
+                log.warning("waited %.1f s for database %s", time.monotonic() - waited_since, scope.database)
+            self._owners[scope.database] = _Owner(scope.session_id, time.monotonic(), scope.in_transaction)
 
-    def _release(self, session_id: str | None) -> None:
+    def _abort_if_stale(self, database: str) -> None:
+        owner = self._owners.get(database)
+        if owner is None or not owner.transaction or owner.session_id is None:
+            return
+        if time.monotonic() - owner.last_seen > self._stale_after_s:
+            log.warning("aborting a transaction idle for %.0f s on %s", self._stale_after_s, database)
+            del self._owners[database]
+            self._abort(owner.session_id)
+
+    def _release_command(self, database: str) -> None:
         with self._changed:
-            for database in [d for d, h in self._holders.items() if h.session_id == session_id]:
-                del self._holders[database]
+            owner = self._owners.get(database)
+            if owner is not None and not owner.transaction:
+                del self._owners[database]
+            self._changed.notify_all()
+
+    def _release_session(self, session_id: str | None) -> None:
+        with self._changed:
+            for database in [
+                d for d, o in self._owners.items() if o.transaction and o.session_id == session_id
+            ]:
+                del self._owners[database]
             self._changed.notify_all()
 
 
@@ -127,8 +180,11 @@ def install_gate(handler: NeoSQLiteHandler, stale_after_s: float) -> Transaction
         def run(msg: Message) -> tuple[int, Any]:
             scope = command_scope(msg)
             drop_read_concern(msg)
-            with gate.turn(scope):
-                return original(msg)
+            try:
+                with gate.turn(scope):
+                    return original(msg)
+            except GateTimeout:
+                return msg.get("request_id", 0), WRITE_CONFLICT
 
         return run
 
@@ -150,7 +206,7 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True, help="one SQLite file per database here")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=27017)
-    parser.add_argument("--stale-after", type=float, default=15.0, help="seconds")
+    parser.add_argument("--stale-after", type=float, default=5.0, help="seconds")
     parser.add_argument("--threads", type=int, default=256)
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args()
