@@ -333,7 +333,7 @@ class EnvoyProcess:
     def start(self, timeout_s: float = 30) -> EnvoyProcess:
         # No hot restart: several gateways (parallel tests) then need no distinct --base-id.
         argv = [envoy_binary(), "-c", str(self.config), "--disable-hot-restart", "--log-level", "warn"]
-        self.process = spawn(argv, log_path=self.log_path, die_with_parent=True)
+        self.process = spawn(argv, log_path=self.log_path)
         if not wait_until(self.ready, timeout_s, 0.1):
             self.stop()
             raise RuntimeError(f"envoy not ready; log:\n{self.log_path.read_text()[-3000:]}")

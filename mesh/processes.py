@@ -4,17 +4,13 @@ Envoy) with pid files and log files; shared by `mesh up` and the test fixtures."
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def spawn(
@@ -24,11 +20,8 @@ def spawn(
     env: dict[str, str] | None = None,
     pid_path: Path | None = None,
     cwd: Path | None = None,
-    die_with_parent: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Start a detached process (own session, so it outlives `mesh up`) logging to
-    `log_path`. `die_with_parent` (tests, benchmarks): the kernel sends it SIGKILL
-    when the starting process dies, so a killed test run leaves no orphans behind."""
+    """Start a detached process (own session, so it outlives `mesh up`) logging to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
@@ -39,22 +32,11 @@ def spawn(
             env={**os.environ, **(env or {})},
             cwd=cwd,
             start_new_session=True,
-            # PDEATHSIG follows the starting *thread*: only the main thread's children get it
-            preexec_fn=_die_with_parent if die_with_parent and _on_main_thread() else None,
         )
     if pid_path is not None:
         pid_path.parent.mkdir(parents=True, exist_ok=True)
         pid_path.write_text(str(process.pid))
     return process
-
-
-def _on_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def pid_alive(pid: int) -> bool:

@@ -47,7 +47,6 @@ def relay_process(config: MeshConfig, tmp_path: Path) -> Iterator[Spawn]:
             log_path=tmp_path / f"relay-{len(started)}.log",
             env=process_env(config, **extra),
             cwd=ROOT,
-            die_with_parent=True,
         )
         started.append(process)
         return process

@@ -54,7 +54,6 @@ class EmbeddedMongo:
                 str(self.port),
             ],
             log_path=self.data_dir / "server.log",
-            die_with_parent=True,
         )
         STARTED.append(self.process)
         if not wait_until(lambda: port_open(self.port), 20):
@@ -92,7 +91,6 @@ class ServiceProcess:
                 log_path=self.log_path,
                 env={**self.env, "GRPC_PORT": str(self.port), "PYTHONUNBUFFERED": "1"},
                 cwd=ROOT,
-                die_with_parent=True,
             )
             STARTED.append(self.process)
             if not wait_serving:
