@@ -20,6 +20,7 @@ from mesh.processes import wait_until
 from tests.support.processes import ServiceProcess
 
 FAST = {
+    "TIMERS_FALLBACK_WAKEUP_S": "30",  # so only the wake-up signal can make a timer fire promptly
     "SESSION_WARNING_BEFORE_S": "0",
     "SESSION_RECHARGE_GRACE_S": "300",
     "TIMERS_LEASE_TTL_S": "5",
@@ -56,8 +57,9 @@ def test_timer_scheduled_on_standby_fires_on_time_at_the_runner(
     session = _start(standby.target, token("alice", "customer"), 2)
     assert wait_until(lambda: db.sessions.find_one({"_id": session.id})["state"] == "PAUSED_FOR_RECHARGE", 10)
     document = db.sessions.find_one({"_id": session.id})
-    # The runner slept with no job; only the wake-up signal makes it fire this early.
-    assert document["update_time"] - document["paid_until"] < 0.5
+    # The runner slept with no job and its fallback wake-up is 30 s away: only the
+    # wake-up signal makes it fire within seconds (lateness itself: bench/timers.py).
+    assert document["update_time"] - document["paid_until"] < 5.0
 
 
 @pytest.mark.slow

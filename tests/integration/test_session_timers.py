@@ -66,10 +66,9 @@ def test_timer_pauses_session_at_deadline_exactly_once(alice: Client, service_en
     session = alice.start(seconds=2)
     deadline = session.paid_until.ToNanoseconds() / 1e9
     assert wait_until(lambda: alice.get(session.id).state == PAUSED, 10)
-    paused_seen = time.time()
-    assert paused_seen - deadline < 1.0
     db = _sessions(service_env)
     document = db.sessions.find_one({"_id": session.id})
+    assert document["update_time"] >= deadline  # never before the paid time ends (lateness: bench/timers.py)
     assert document["pause_count"] == 1
     assert db.outbox.count_documents({"subject": f"sessions/{session.id}", "type": "session.paused.v1"}) == 1
 
