@@ -4,10 +4,7 @@ of request shapes lives here; membership and ownership rules in the model."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 from switchboard.chat.v1 import chat_service_pb2 as pb
@@ -22,7 +19,8 @@ from chat_svc.model import AudienceKind, Channel, RoomKind
 from chat_svc.presence import PresenceTracker
 from chat_svc.stream import Subscription
 from mesh.auth import current_principal
-from mesh.errors import FieldViolation, InvalidArgument, Violations
+from mesh.errors import Violations
+from mesh.paging import cursor_field, decode_token, encode_token, fingerprint, page_size
 
 ID_MAX = 128
 NAME_MAX = 100
@@ -34,27 +32,6 @@ MAX_SUBSCRIBED_ROOMS = 1000
 
 def _room_id(v: Violations, room_id: str, path: str = "room_id") -> None:
     v.text(room_id, path, max_len=ID_MAX)
-
-
-def _page_size(v: Violations, size: int) -> int:
-    v.check(0 <= size <= MAX_PAGE, "page_size", f"must be between 0 and {MAX_PAGE}")
-    return size or DEFAULT_PAGE
-
-
-def encode_token(payload: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
-
-
-def decode_token(token: str, expected: dict[str, Any], key: str) -> int:
-    """The integer `key` of a page token made for the same query; INVALID_ARGUMENT otherwise."""
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(token.encode()))
-        value = payload[key]
-        if not isinstance(value, int) or value < 0 or any(payload.get(k) != w for k, w in expected.items()):
-            raise ValueError(token)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidArgument([FieldViolation("page_token", "not a token of this query")]) from exc
-    return value
 
 
 class ChatService(chat_service_pb2_grpc.ChatServiceServicer):
@@ -113,14 +90,14 @@ class ChatService(chat_service_pb2_grpc.ChatServiceServicer):
         self, request: pb.ListRoomsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListRoomsResponse:
         v = Violations()
-        size = _page_size(v, request.page_size)
+        size = page_size(request.page_size, DEFAULT_PAGE, MAX_PAGE, v)
         v.check(request.kind in (0, 1, 2, 3), "kind", "unknown room kind")
-        v.raise_if_any()
         caller = current_principal()
-        query = {"u": caller.user_id, "k": int(request.kind)}
-        offset = decode_token(request.page_token, query, "o") if request.page_token else 0
+        scope = fingerprint("rooms", caller.user_id, int(request.kind))
+        offset = cursor_field(decode_token(request.page_token, scope, v), "o", int, v) or 0
+        v.raise_if_any()
         rooms = await asyncio.to_thread(self.handlers.list_rooms, caller, request.kind, offset, size + 1)
-        next_token = encode_token({**query, "o": offset + size}) if len(rooms) > size else ""
+        next_token = encode_token({"o": offset + size}, scope) if len(rooms) > size else ""
         return pb.ListRoomsResponse(
             rooms=[room_to_proto(r) for r in rooms[:size]], next_page_token=next_token
         )
@@ -216,18 +193,17 @@ class ChatService(chat_service_pb2_grpc.ChatServiceServicer):
     ) -> pb.ListMessagesResponse:
         v = Violations()
         _room_id(v, request.room_id)
-        size = _page_size(v, request.page_size)
+        size = page_size(request.page_size, DEFAULT_PAGE, MAX_PAGE, v)
         v.check(request.before_sequence >= 0, "before_sequence", "must not be negative")
+        scope = fingerprint("messages", request.room_id)
+        cursor = decode_token(request.page_token, scope, v)
+        before = cursor_field(cursor, "b", int, v) if cursor else request.before_sequence
         v.raise_if_any()
-        query = {"r": request.room_id}
-        before = (
-            decode_token(request.page_token, query, "b") if request.page_token else request.before_sequence
-        )
         messages = await asyncio.to_thread(
             self.handlers.list_messages, request.room_id, before, size, current_principal()
         )
         oldest = messages[-1].sequence if messages else 0
-        next_token = encode_token({**query, "b": oldest}) if len(messages) == size and oldest > 1 else ""
+        next_token = encode_token({"b": oldest}, scope) if len(messages) == size and oldest > 1 else ""
         return pb.ListMessagesResponse(
             messages=[message_to_proto(m) for m in messages], next_page_token=next_token
         )

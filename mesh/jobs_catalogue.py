@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Mapping
+from enum import IntEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -170,3 +171,23 @@ def validate_parameters(
 
 def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else str(value)
+
+
+class JobStatus(IntEnum):
+    """A job's status, the same numbers in registration.v1, scheduler.v1 and the events."""
+
+    UNSPECIFIED = 0
+    REGISTERED = 1
+    QUEUED = 2
+    RUNNING = 3
+    SUCCEEDED = 4
+    FAILED = 5
+    CANCELLED = 6
+    CANCELLING = 7
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})

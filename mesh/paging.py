@@ -58,3 +58,23 @@ def page_size(
         return default
     violations.check(0 < value <= maximum, field_path, f"must be between 1 and {maximum} (0: {default})")
     return min(max(value, 1), maximum)
+
+
+def cursor_field(
+    cursor: dict[str, Any] | None,
+    key: str,
+    kind: type[int] | type[float] | type[str],
+    violations: Violations,
+    field_path: str = "page_token",
+) -> Any:
+    """One value of a decoded cursor, checked for type (a token is only base64 JSON:
+    a caller can forge one); None for the first page or a bad value (recorded)."""
+    if cursor is None:
+        return None
+    value = cursor.get(key)
+    accepted = (int, float) if kind is float else kind
+    negative = isinstance(value, int | float) and value < 0
+    if isinstance(value, bool) or not isinstance(value, accepted) or (kind is int and negative):
+        violations.add(field_path, "is not a token from a previous response")
+        return None
+    return kind(value)

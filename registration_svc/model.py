@@ -4,28 +4,9 @@ scheduler's status changes to it (pure, no I/O)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any
 
-
-class JobStatus(IntEnum):
-    """Same numbers as switchboard.registration.v1.JobStatus (and the event's)."""
-
-    UNSPECIFIED = 0
-    REGISTERED = 1
-    QUEUED = 2
-    RUNNING = 3
-    SUCCEEDED = 4
-    FAILED = 5
-    CANCELLED = 6
-    CANCELLING = 7
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL
-
-
-TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+from mesh.jobs_catalogue import TERMINAL, JobStatus  # noqa: F401 - re-exported to the service
 
 
 @dataclass

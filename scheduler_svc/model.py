@@ -5,27 +5,11 @@ that JobStatusChanged carries, so readers can drop stale updates."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any
 
+from mesh.jobs_catalogue import TERMINAL, JobStatus  # noqa: F401 - re-exported to the service
+
 MAX_ERROR = 2000
-
-
-class JobStatus(IntEnum):
-    """Same numbers as switchboard.scheduler.v1.JobStatus (and the event's)."""
-
-    UNSPECIFIED = 0
-    REGISTERED = 1
-    QUEUED = 2
-    RUNNING = 3
-    SUCCEEDED = 4
-    FAILED = 5
-    CANCELLED = 6
-    CANCELLING = 7
-
-    @property
-    def terminal(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class InvalidTransition(Exception):

@@ -4,10 +4,6 @@ store work runs in threads (`asyncio.to_thread`), never on the event loop."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +13,7 @@ from switchboard.session.v1 import session_service_pb2_grpc
 
 from mesh.auth import current_principal
 from mesh.errors import InvalidArgument, PermissionDenied, Violations
+from mesh.paging import cursor_field, decode_token, encode_token, fingerprint, page_size
 from mesh.protos import optional_timestamp
 from session_svc import handlers
 from session_svc.handlers import Deps
@@ -86,20 +83,22 @@ class SessionService(session_service_pb2_grpc.SessionServiceServicer):
     async def ListSessions(self, request: pb.ListSessionsRequest, context: Any) -> pb.ListSessionsResponse:
         principal = current_principal()
         v = Violations()
-        v.check(0 <= request.page_size <= MAX_PAGE_SIZE, "page_size", f"must be 0 to {MAX_PAGE_SIZE}")
+        size = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, v)
         v.check(request.state in pb.SessionState.values(), "state", "unknown state")
+        scope = fingerprint("sessions", principal.user_id, principal.is_privileged, request.state)
+        cursor = decode_token(request.page_token, scope, v)
+        after_time, after_id = cursor_field(cursor, "t", float, v), cursor_field(cursor, "i", str, v)
         v.raise_if_any()
         state = (
             None
             if request.state == pb.SESSION_STATE_UNSPECIFIED
             else State(pb.SessionState.Name(request.state).removeprefix("SESSION_STATE_"))
         )
-        scope = _scope(principal.user_id, principal.is_privileged, request.state)
-        after = _decode_token(request.page_token, scope) if request.page_token else None
-        query = handlers.ListSessions(request.page_size or DEFAULT_PAGE_SIZE, after, state)
+        after = (after_time, after_id) if cursor else None
+        query = handlers.ListSessions(size, after, state)
         rows, more = await asyncio.to_thread(handlers.list_sessions, query, principal, self.deps)
         now = time.time()
-        token = _encode_token(rows[-1], scope) if more and rows else ""
+        token = encode_token({"t": rows[-1].create_time, "i": rows[-1].id}, scope) if more and rows else ""
         return pb.ListSessionsResponse(sessions=[to_proto(s, now) for s in rows], next_page_token=token)
 
     async def Recharge(self, request: pb.RechargeRequest, context: Any) -> pb.RechargeResponse:
@@ -168,32 +167,3 @@ def _validate_id(session_id: str) -> None:
     v = Violations()
     v.text(session_id, "session_id", max_len=MAX_ID)
     v.raise_if_any()
-
-
-def _scope(user_id: str, privileged: bool, state: int) -> str:
-    """Binds a page token to the query that produced it."""
-    return hashlib.sha256(f"{user_id}|{privileged}|{state}".encode()).hexdigest()[:16]
-
-
-def _encode_token(last: Session, scope: str) -> str:
-    raw = json.dumps({"t": last.create_time, "i": last.id, "s": scope}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_token(token: str, scope: str) -> tuple[float, str]:
-    invalid = InvalidArgument([_violation("page_token", "invalid or from another query")])
-    if len(token) > 512:
-        raise invalid
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if data["s"] != scope:
-            raise invalid
-        return float(data["t"]), str(data["i"])
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise invalid from exc
-
-
-def _violation(field: str, description: str) -> Any:
-    from mesh.errors import FieldViolation
-
-    return FieldViolation(field, description)
