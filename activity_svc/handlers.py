@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import weakref
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from switchboard.events.v1 import order_events_pb2
@@ -40,22 +42,44 @@ class DayFigures:
     figures: Figures
 
 
+# (UTC date, bucket start ms) → what the events of one transaction add there
+PendingFigures = dict[tuple[str, int], Figures]
+
+
 class StatsRecorder:
-    """The inbox effect: adds an event to its day and bucket, then notifies watchers."""
+    """The inbox effect: adds an event to its day and bucket, then notifies watchers.
+    The events of one transaction (a batch of deliveries) are summed in memory and
+    written once per day and bucket just before it commits: two updates per batch,
+    not two per event."""
 
     def __init__(self, notifier: ChangeNotifier, bucket_s: int) -> None:
         self.notifier = notifier
         self.bucket_s = bucket_s
+        self._pending: weakref.WeakKeyDictionary[UnitOfWork, PendingFigures] = weakref.WeakKeyDictionary()
 
     def __call__(self, uow: UnitOfWork, event: Event) -> None:
         now_ms = time.time_ns() // 1_000_000
         # the day an event counts for is the day it happened, not the day it arrived
         event_ms = event.time.ToMilliseconds() if event.time.seconds else now_ms
         figures = increment(event.type, _amount(event), now_ms)
-        StatsRepository(uow.db).add(
-            figures, utc_date(event_ms), bucket_start_ms(event_ms, self.bucket_s), uow.session
-        )
-        uow.after_commit(self.notifier.notify)
+        key = (utc_date(event_ms), bucket_start_ms(event_ms, self.bucket_s))
+        pending = self._pending.get(uow)
+        if pending is None:
+            pending = self._pending[uow] = {}
+            uow.before_commit(_writer(uow, pending))
+            uow.after_commit(self.notifier.notify)
+        pending.setdefault(key, Figures()).add(figures)
+
+
+def _writer(uow: UnitOfWork, pending: PendingFigures) -> Callable[[], None]:
+    # holds the session, not the unit of work: its pending entry goes with it
+    stats, session = StatsRepository(uow.db), uow.session
+
+    def write() -> None:
+        for (date, bucket_start), figures in pending.items():
+            stats.add(figures, date, bucket_start, session)
+
+    return write
 
 
 def _amount(event: Event) -> OrderAmount | None:

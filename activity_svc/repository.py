@@ -37,14 +37,20 @@ class StatsRepository:
         self.buckets.create_index([("start_ms", ASCENDING)])
 
     def add(self, figures: Figures, date: str, bucket_start_ms: int, session: ClientSession) -> None:
-        """Add an event's increment to its UTC day and its bucket (upserts)."""
+        """Add an event's increment to its UTC day and its bucket, creating either
+        document on the first event of its day or bucket."""
         update = _increment(figures)
         for collection, key, extra in (
             (self.days, date, {}),
             (self.buckets, bucket_start_ms, {"start_ms": bucket_start_ms}),
         ):
-            # create the document first, then increment: nx-27017 stores an upserted
-            # `$inc` of "counters.x" as a literal dotted key instead of a nested field
+            # Increment first: the document nearly always exists, so one command. Only
+            # when it does not, create it, then increment: nx-27017 stores an upserted
+            # `$inc` of "counters.x" as a literal dotted key instead of a nested field.
+            # Inside the transaction a concurrent creator makes this a write conflict
+            # that the unit of work retries.
+            if collection.update_one({"_id": key}, update, session=session).matched_count:
+                continue
             collection.update_one(
                 {"_id": key}, {"$setOnInsert": {**_EMPTY, **extra}}, upsert=True, session=session
             )

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import sys
 import tempfile
 import time
@@ -39,6 +40,13 @@ from mesh.auth import ensure_keys, mint_token  # noqa: E402
 from mesh.client import bearer  # noqa: E402
 from mesh.processes import free_port, port_open, wait_until  # noqa: E402
 from tests.support.processes import RABBITMQ_URL, EmbeddedMongo, ServiceProcess, unique  # noqa: E402
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): the machine is shared,
+    so CPU per delivery is the figure that load changes least."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -257,6 +265,7 @@ async def _drive(
     burst_arrivals = [t for arrivals, _, _ in results for seq, t in arrivals.items() if seq > steady_last]
     elapsed = (max(burst_arrivals) - began) if burst_arrivals else float("nan")
     summary["burst_messages"] = count
+    summary["burst_deliveries"] = len(burst_arrivals)
     summary["burst_deliveries_per_s"] = round(len(burst_arrivals) / elapsed, 1) if burst_arrivals else 0.0
     summary["lost_at_end"] = sum(
         1 for arrivals, _, _ in results for seq in range(1, top + 1) if seq not in arrivals
@@ -320,8 +329,21 @@ def main() -> int:
             .room
         )
         targets = [r.target for r in replicas]
+        servers = [r.process.pid for r in replicas if r.process is not None]
+        store_pid = mongo.process.pid if mongo.process is not None else 0
+        before = [cpu_seconds(pid) for pid in [*servers, store_pid]]
         chat = measure(targets, tokens, owner_token, room.id, args)
+        after = [cpu_seconds(pid) for pid in [*servers, store_pid]]
+        chat["server_cpu_s"] = round(sum(after[:-1]) - sum(before[:-1]), 2)
+        chat["store_cpu_s"] = round(after[-1] - before[-1], 2)
+        base_before = cpu_seconds(baseline.pid or 0)
         base = measure([f"127.0.0.1:{baseline_port}"], tokens, owner_token, "baseline", args)
+        base["server_cpu_s"] = round(cpu_seconds(baseline.pid or 0) - base_before, 2)
+        for summary in (chat, base):
+            delivered = summary["deliveries"] + summary["burst_deliveries"]
+            summary["server_cpu_us_per_delivery"] = round(
+                summary["server_cpu_s"] / max(delivered, 1) * 1e6, 1
+            )
     finally:
         baseline.kill()
         for replica in replicas:
@@ -338,6 +360,10 @@ def main() -> int:
         "baseline_grpc_aio": base,
         "deliveries_ratio_to_baseline": round(ratio, 3),
         "p99_ratio_to_baseline": round(chat["p99_ms"] / base["p99_ms"], 2) if base["p99_ms"] else None,
+        "cpu_per_delivery_ratio_to_baseline": round(
+            chat["server_cpu_us_per_delivery"] / max(base["server_cpu_us_per_delivery"], 0.1), 2
+        ),
+        "load_average_at_end": os.getloadavg(),
     }
     rows = [
         ("steady p50 latency (ms)", chat["p50_ms"], base["p50_ms"]),
@@ -350,6 +376,12 @@ def main() -> int:
         ),
         ("burst deliveries/s", chat["burst_deliveries_per_s"], base["burst_deliveries_per_s"]),
         ("burst messages sent", chat["burst_messages"], base["burst_messages"]),
+        (
+            "server CPU us/delivery",
+            chat["server_cpu_us_per_delivery"],
+            base["server_cpu_us_per_delivery"],
+        ),
+        ("store CPU s (chat only)", chat["store_cpu_s"], "-"),
         ("lost at the end (must be 0)", chat["lost_at_end"], base["lost_at_end"]),
     ]
     print(f"{'metric':<28}{'chat_svc (2 replicas)':>24}{'raw grpc.aio':>16}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -134,7 +135,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--worker-threads", type=int, default=4)
+    parser.add_argument(
+        "--submitters", type=int, default=32, help="concurrent SubmitJob calls (enough to hold the rate)"
+    )
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
 
     work = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
     ensure_keys(work / "keys" / "jwt.key", work / "keys" / "jwt.pub")
@@ -160,17 +165,18 @@ def main() -> None:
         registration.start()
         scheduler.start()
         token = mint_token((work / "keys" / "jwt.key").read_bytes(), "bench", ["customer"])
-        db = MongoClient(mongo.url)[f"{tag}_reg"]
+        client: MongoClient[dict[str, Any]] = MongoClient(mongo.url)
+        db = client[f"{tag}_reg"]
         warm = Submitter(registration.target, token)
         run_phase(warm, 20, None, 4)
         collect(db, warm.sent, 30)
 
         steady = Submitter(registration.target, token)
-        window = run_phase(steady, args.jobs, args.rate, 16)
+        window = run_phase(steady, args.jobs, args.rate, args.submitters)
         steady_result = summarize("steady", steady, collect(db, steady.sent, 60), window)
 
         burst = Submitter(registration.target, token)
-        window = run_phase(burst, args.burst, None, 16)
+        window = run_phase(burst, args.burst, None, args.submitters)
         burst_result = summarize("burst", burst, collect(db, burst.sent, 45), window)
     finally:
         scheduler.stop()
@@ -188,6 +194,7 @@ def main() -> None:
         "target": {"latency_p99_s": 1.0, "rate_per_s": 50},
         "phases": [steady_result, burst_result],
         "worker_threads": args.worker_threads,
+        "load_average_1m": {"start": round(load_before, 1), "end": round(os.getloadavg()[0], 1)},
     }
     print(
         f"{'phase':8} {'sent':>5} {'ok':>5} {'offered/s':>9} {'jobs/s':>7} {'p50 s':>7} {'p99 s':>7} "
@@ -200,6 +207,8 @@ def main() -> None:
             f"{r['latency_p50_vs_submit_rpc']:>8} {r['latency_p99_vs_submit_rpc']:>8}"
         )
     print(f"baseline: SubmitJob RPC p50 = {baseline * 1000:.1f} ms")
+    load = report["load_average_1m"]
+    print(f"load average (1 min): {load['start']} at start, {load['end']} at end")
     out = ROOT / ".data" / "bench" / "jobs.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -6,13 +6,16 @@ order_svc and activity_svc):
 - baselines: the raw MongoDB two-document transaction rate (an order and its
   outbox row, pymongo, no gRPC) and the raw gRPC echo rate (grpc.health.v1
   Check on order_svc: the same server, no handler work);
-- PlaceOrder throughput and p50/p99 latency at 1, 16 and 64 concurrent clients
-  (direct gRPC), each rate also as a ratio to the transaction baseline;
+- PlaceOrder throughput and p50/p99 latency at 1, 16 and 64 concurrent clients,
+  direct gRPC and as REST through Envoy (`POST /v1/orders` with a bearer JWT,
+  transcoded by the gateway rendered from gateway/envoy.yaml.j2 with its rate
+  limit raised out of the way), each rate also as a ratio to the transaction
+  baseline;
 - order→statistics lag (PlaceOrder returned → GetDailyStats counts it) p50/p99
-  while placing at half of the maximum PlaceOrder rate.
+  while placing at half of the maximum direct PlaceOrder rate.
 
-REST through Envoy is not measured yet: the gateway config renderer has no
-entry point for test processes on free ports (see docs/performance.md).
+Clients are threads of this process (one gRPC channel; one keep-alive HTTP/1.1
+connection per REST client), so both paths pay the same client-side costs.
 
     .venv/bin/python bench/orders.py [--seconds 5]
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import http.client
 import json
 import sys
 import tempfile
@@ -49,9 +53,14 @@ from switchboard.type.v1.money_pb2 import Money  # noqa: E402
 
 from mesh.auth import ensure_keys, mint_token  # noqa: E402
 from mesh.client import bearer  # noqa: E402
+from mesh.gateway import EnvoyProcess, GatewaySettings, local_upstreams, render_to  # noqa: E402
+from mesh.processes import free_port  # noqa: E402
 from tests.support.processes import RABBITMQ_URL, EmbeddedMongo, ServiceProcess, unique  # noqa: E402
 
 CLIENT_LEVELS = (1, 16, 64)
+# The gateway's per-route token bucket (default 100/s) would measure itself, not
+# the path: the bench's gateway gets one far above any rate reached here.
+BENCH_GATEWAY = GatewaySettings(rate_limit_rps=1_000_000, rate_limit_burst=1_000_000, dev_tokens=False)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -113,6 +122,46 @@ def raw_transaction_call(mongo_url: str) -> Callable[[], None]:
     return call
 
 
+def rest_place_call(gateway_port: int, token: str) -> Callable[[], None]:
+    """PlaceOrder as REST through Envoy, one keep-alive connection per client thread."""
+    local = threading.local()
+    headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
+    lines = [{"sku": "BENCH-1", "quantity": 2, "unitPrice": {"currencyCode": "EUR", "amountMinor": "995"}}]
+
+    def call() -> None:
+        connection: http.client.HTTPConnection | None = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = http.client.HTTPConnection("127.0.0.1", gateway_port, timeout=10)
+        body = json.dumps({"lines": lines, "idempotencyKey": uuid.uuid4().hex})
+        try:
+            connection.request("POST", "/v1/orders", body, headers)
+            answer = connection.getresponse()
+            data = answer.read()
+        except (http.client.HTTPException, OSError):
+            connection.close()
+            local.connection = None
+            raise
+        if answer.status != 200:
+            raise RuntimeError(f"POST /v1/orders: HTTP {answer.status} {data[:200]!r}")
+
+    return call
+
+
+def start_gateway(work: Path, keys: Path, orders: ServiceProcess) -> tuple[EnvoyProcess, int]:
+    """Envoy (the gateway template) in front of the bench's order_svc only."""
+    listen, admin = free_port(), free_port()
+    upstreams = [u for u in local_upstreams({"order": orders.port}) if u.name == "order"]
+    config = render_to(
+        work / "envoy" / "envoy.yaml",
+        keys,
+        listen_port=listen,
+        admin_port=admin,
+        upstreams=upstreams,
+        settings=BENCH_GATEWAY,
+    )
+    return EnvoyProcess(config, work / "envoy" / "envoy.log", admin).start(), listen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measurement")
@@ -135,9 +184,13 @@ def main() -> None:
     activity = ServiceProcess("activity_svc", {**env, "MONGO_DB": f"{tag}_activity"}, work / "logs").start()
     orders = ServiceProcess("order_svc", env, work / "logs").start()
     results: dict[str, Any] = {"seconds_per_measurement": args.seconds}
+    envoy: EnvoyProcess | None = None
     try:
-        results.update(run(orders, activity, mongo, private, args.seconds))
+        envoy, gateway_port = start_gateway(work, keys, orders)
+        results.update(run(orders, activity, mongo, gateway_port, private, args.seconds))
     finally:
+        if envoy is not None:
+            envoy.stop()
         orders.stop()
         activity.stop()
         mongo.stop()
@@ -148,9 +201,15 @@ def main() -> None:
 
 
 def run(
-    orders: ServiceProcess, activity: ServiceProcess, mongo: EmbeddedMongo, private: bytes, seconds: float
+    orders: ServiceProcess,
+    activity: ServiceProcess,
+    mongo: EmbeddedMongo,
+    gateway_port: int,
+    private: bytes,
+    seconds: float,
 ) -> dict[str, Any]:
-    customer = bearer(mint_token(private, "bench-customer", ["customer"]))
+    customer_token = mint_token(private, "bench-customer", ["customer"])
+    customer = bearer(customer_token)
     operator = bearer(mint_token(private, "bench-ops", ["operator"]))
     channel = grpc.insecure_channel(orders.target)
     order_stub = order_service_pb2_grpc.OrderServiceStub(channel)
@@ -164,27 +223,33 @@ def run(
     def echo() -> None:
         health_stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
 
+    place_rest = rest_place_call(gateway_port, customer_token)
     place()  # warm-up: connections, indexes, JIT-free but cache-warm
+    place_rest()
     raw_tx = closed_loop(raw_transaction_call(mongo.url), 16, seconds)
     raw_echo = closed_loop(echo, 16, seconds)
     levels = [closed_loop(place, clients, seconds) for clients in CLIENT_LEVELS]
-    for level in levels:
+    rest_levels = [closed_loop(place_rest, clients, seconds) for clients in CLIENT_LEVELS]
+    for level in levels + rest_levels:
         level["ratio_to_raw_tx"] = level["rate_per_s"] / raw_tx["rate_per_s"]
         level["ratio_to_raw_echo"] = level["rate_per_s"] / raw_echo["rate_per_s"]
     max_rate = max(level["rate_per_s"] for level in levels)
     lag = measure_lag(place, activity, operator, max_rate / 2, seconds)
 
-    print(f"{'measurement':34} {'clients':>7} {'rate/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs raw tx':>9}")
+    header = f"{'measurement':34} {'clients':>7} {'rate/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs raw tx':>9}"
+    print(f"{header} {'errors':>6}")
     for name, row in [("raw MongoDB 2-doc transaction", raw_tx), ("raw gRPC echo (health Check)", raw_echo)]:
         print(
             f"{name:34} {row['clients']:>7} {row['rate_per_s']:>9.1f} "
-            f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}"
+            f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {'':>9} {row['errors']:>6}"
         )
-    for row in levels:
-        print(
-            f"{'PlaceOrder (direct gRPC)':34} {row['clients']:>7} {row['rate_per_s']:>9.1f} "
-            f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['ratio_to_raw_tx']:>9.2f}"
-        )
+    paths = [("PlaceOrder (direct gRPC)", levels), ("PlaceOrder (REST through Envoy)", rest_levels)]
+    for name, rows in paths:
+        for row in rows:
+            print(
+                f"{name:34} {row['clients']:>7} {row['rate_per_s']:>9.1f} {row['p50_ms']:>8.2f} "
+                f"{row['p99_ms']:>8.2f} {row['ratio_to_raw_tx']:>9.2f} {row['errors']:>6}"
+            )
     print(
         f"order→stats lag at {lag['rate_per_s']:.1f}/s (half of max): p50 {lag['p50_ms']:.0f} ms, "
         f"p99 {lag['p99_ms']:.0f} ms, max {lag['max_ms']:.0f} ms over {lag['orders']} orders"
@@ -194,7 +259,7 @@ def run(
         "raw_transaction": raw_tx,
         "raw_grpc_echo": raw_echo,
         "place_order_grpc": levels,
-        "place_order_rest": None,
+        "place_order_rest": rest_levels,
         "lag": lag,
         "targets": {
             "ratio_16_clients_to_raw_tx": at_16["ratio_to_raw_tx"],

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from switchboard.session.v1 import session_service_pb2_grpc  # noqa: E402
 from mesh.auth import ensure_keys, mint_token  # noqa: E402
 from mesh.client import bearer  # noqa: E402
 from mesh.processes import wait_until  # noqa: E402
+from tests.support.broker import delete_matching  # noqa: E402
 from tests.support.processes import RABBITMQ_URL, EmbeddedMongo, ServiceProcess, unique  # noqa: E402
 
 LEASE_TTL_S = 5.0
@@ -74,7 +76,8 @@ class Baseline:
 def run_scenario(
     name: str, sessions: int, spread_s: float, env: dict[str, str], token: str, log_dir: Path, kill: bool
 ) -> dict[str, Any]:
-    isolated = {**env, "MONGO_DB": unique("bench"), "EVENTS_EXCHANGE": f"{unique('bench')}.events"}
+    tag = unique("bench")
+    isolated = {**env, "MONGO_DB": tag, "EVENTS_EXCHANGE": f"{tag}.events"}
     replicas = [ServiceProcess("session_svc", isolated, log_dir).start() for _ in range(2)]
     db: Any = MongoClient(env["MONGO_URL"])[isolated["MONGO_DB"]]
     baseline = Baseline()
@@ -104,17 +107,20 @@ def run_scenario(
             holder = db.client[f"{db.name}_timers"].leases.find_one({"_id": "timers.session"})
             victim = next(r for r in replicas if r.process and str(r.process.pid) in str(holder["owner"]))
             victim.kill()
+        # Counting scans the collection on the embedded server: not while timers still fire.
+        time.sleep(max(0.0, last_deadline - time.time()))
         wait_until(
             lambda: db.sessions.count_documents({"state": "PAUSED_FOR_RECHARGE"}) >= sessions,
             max(5.0, last_deadline - time.time()) + LEASE_TTL_S + 10,
             0.5,
         )
+        # Events first: a session pausing between the two reads must not look duplicated.
+        paused_events = db.outbox.count_documents({"type": "session.paused.v1"})
         lateness = [
             d["update_time"] - d["paid_until"]
             for d in db.sessions.find({"state": "PAUSED_FOR_RECHARGE"}, {"update_time": 1, "paid_until": 1})
         ]
         duplicated = db.sessions.count_documents({"pause_count": {"$gt": 1}})
-        paused_events = db.outbox.count_documents({"type": "session.paused.v1"})
         base = baseline.lateness
         result: dict[str, Any] = {
             "scenario": name,
@@ -138,6 +144,7 @@ def run_scenario(
         baseline.scheduler.shutdown(wait=False)
         for replica in replicas:
             replica.stop()
+        delete_matching(f"^{re.escape(tag)}[._]")  # the run's exchanges (wake-up signal, events)
 
 
 def main() -> None:
@@ -145,13 +152,14 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=int(os.environ.get("BENCH_SESSIONS", "1000")))
     parser.add_argument("--spread", type=float, default=60.0)
     parser.add_argument("--skip-failover", action="store_true")
+    parser.add_argument("--mongo-url", default="", help="an existing server (default: start nx-27017)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-timers-"))
-    mongo = EmbeddedMongo(work / "mongo").start()
+    mongo = None if args.mongo_url else EmbeddedMongo(work / "mongo").start()
     ensure_keys(work / "jwt.key", work / "jwt.pub")
     token = mint_token((work / "jwt.key").read_bytes(), "customer-1", ["customer"], ttl_s=3600)
     env = {
-        "MONGO_URL": mongo.url,
+        "MONGO_URL": mongo.url if mongo is not None else args.mongo_url,
         "RABBITMQ_URL": RABBITMQ_URL,
         "JWT_PUBLIC_KEY_FILE": str(work / "jwt.pub"),
         "METRICS_PORT": "0",
@@ -169,7 +177,8 @@ def main() -> None:
                 run_scenario("holder killed", args.sessions, args.spread, env, token, work, kill=True)
             )
     finally:
-        mongo.stop()
+        if mongo is not None:
+            mongo.stop()
     header = f"{'scenario':<15}{'n':>7}{'missed':>8}{'dup':>5}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
     print(header + f"{'base p99':>10}{'p99 x':>8}")
     for r in results:

@@ -6,18 +6,19 @@ import asyncio
 
 from switchboard.chat.v1 import chat_service_pb2_grpc
 
+import mesh.outbox
 from chat_svc.config import ChatConfig
-from chat_svc.convert import message_to_proto, posted_event_data
+from chat_svc.convert import message_to_proto
 from chat_svc.fanout import FanoutPublisher, FanoutSubscriber
 from chat_svc.handlers import ChatHandlers
-from chat_svc.hub import POSTED, Hub
+from chat_svc.hub import Hub
 from chat_svc.model import Message
 from chat_svc.presence import PresenceTracker
 from chat_svc.repository import ensure_indexes
 from chat_svc.service import ChatService
 from chat_svc.sessions import PATTERNS, SessionEventHandler
 from mesh.bus import EventConsumer
-from mesh.events import new_event
+from mesh.events import Event
 from mesh.server import MeshServer
 
 SERVICE_NAME = "switchboard.chat.v1.ChatService"
@@ -53,24 +54,25 @@ def build(config: ChatConfig) -> MeshServer:
     server = MeshServer(config)
     store = server.use_store()
     server.use_broker()
+    # domain events (rooms, members, messages, presence) leave through the outbox;
+    # messages and presence also go straight to the fan-out exchange after commit
+    chat_outbox = mesh.outbox.install(server)
     publisher = FanoutPublisher(config)
     hub_ref: list[Hub] = []
 
-    def on_posted(message: Message) -> None:
+    def on_posted(message: Message, event: Event) -> None:
         """After commit: local listeners at once, other replicas through the exchange."""
-        proto = message_to_proto(message)
-        hub_ref[0].deliver_local_threadsafe(proto)
-        event = new_event(POSTED, "chat", f"rooms/{message.room_id}", posted_event_data(proto))
+        hub_ref[0].deliver_local_threadsafe(message_to_proto(message))
         publisher.publish(message.room_id, event)
 
-    handlers = ChatHandlers(store, on_posted)
+    handlers = ChatHandlers(store, chat_outbox, on_posted)
     subscriber = FanoutSubscriber(
         config, lambda room_id, event: hub_ref[0].deliver_threadsafe(room_id, event)
     )
-    hub = Hub(subscriber, handlers.repo, config.chat_gap_check_s)
+    hub = Hub(subscriber, handlers.repo, config.chat_gap_check_s, config.chat_membership_check_s)
     hub_ref.append(hub)
     presence = PresenceTracker(
-        store.db, publisher, config.chat_presence_ttl_s, config.chat_presence_heartbeat_s
+        store, chat_outbox, publisher, config.chat_presence_ttl_s, config.chat_presence_heartbeat_s
     )
     server.add_dependency("chat-fanout", subscriber.healthy)
     server.add_worker(IndexWorker(handlers))
@@ -92,6 +94,7 @@ class IndexWorker:
 
     async def start(self) -> None:
         await asyncio.to_thread(ensure_indexes, self.handlers.store.db)
+        await asyncio.to_thread(self.handlers.outbox.ensure_indexes)
 
     async def stop(self) -> None:
         return None

@@ -18,7 +18,11 @@ class ChatConfig(MeshConfig):
     chat_subscriber_buffer: int = Field(1000, gt=0, description="queued events per stream before it ends")
     chat_heartbeat_s: float = Field(15.0, gt=0, description="idle time before a Heartbeat is sent")
     chat_gap_check_s: float = Field(1.0, gt=0, description="per-room latest-sequence check period")
-    chat_membership_check_s: float = Field(2.0, gt=0, description="re-read of a stream's rooms")
+    chat_membership_check_s: float = Field(
+        2.0,
+        gt=0,
+        description="re-read of the listening users' rooms (one query per replica); paces heartbeats",
+    )
     chat_replay_batch: int = Field(500, gt=0, description="messages read per replay query")
     chat_presence_ttl_s: float = Field(15.0, gt=0, description="a connection without heartbeat expires")
     chat_presence_heartbeat_s: float = Field(5.0, gt=0)

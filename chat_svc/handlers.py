@@ -1,5 +1,6 @@
 """Service layer of chat_svc: one small function per command, each running in a
-unit of work. Fan-out after commit goes through the `Posted` callback."""
+unit of work that also writes the command's domain event to the outbox. Fan-out
+after commit goes through the `Posted` callback."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import TypeVar
 
 from pymongo.errors import DuplicateKeyError
 
+from chat_svc import events
 from chat_svc.model import (
     AudienceKind,
     Channel,
@@ -24,9 +26,12 @@ from chat_svc.model import (
 from chat_svc.repository import ChatRepository
 from mesh.auth import Principal
 from mesh.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, Unavailable
+from mesh.events import Event
+from mesh.outbox import Outbox
 from mesh.store import Store, UnitOfWork
 
-Posted = Callable[[Message], None]
+Posted = Callable[[Message, Event], None]  # after commit: the message and its ChatMessagePosted
+MembershipEvent = Callable[[Room, float], Event]
 T = TypeVar("T")
 
 
@@ -66,8 +71,9 @@ class PostSystemMessage:
 class ChatHandlers:
     """The commands and queries of chat_svc over one store."""
 
-    def __init__(self, store: Store, on_posted: Posted) -> None:
+    def __init__(self, store: Store, outbox: Outbox, on_posted: Posted) -> None:
         self.store = store
+        self.outbox = outbox
         self.repo = ChatRepository(store.db)
         self.on_posted = on_posted
 
@@ -106,6 +112,7 @@ class ChatHandlers:
             self.repo.insert_room(room, uow.session)
             if command.session_id:
                 self.repo.remember_session(command.session_id, room.id, uow.session)
+            self.outbox.add(uow, events.room_created(room))
             return room
 
         try:
@@ -124,38 +131,58 @@ class ChatHandlers:
     def list_rooms(self, caller: Principal, kind: int, offset: int, limit: int) -> list[Room]:
         return self.repo.rooms_of(caller.user_id, kind, offset, limit)
 
-    def _change_members(self, room_id: str, change: Callable[[Room], bool]) -> Room:
+    def _change_members(self, room_id: str, change: Callable[[Room], bool], event: MembershipEvent) -> Room:
+        """Apply `change`; when it changed the members, save them and emit `event`."""
+
         def work(uow: UnitOfWork) -> Room:
-            room = self.repo.touch_room(room_id, time.time(), uow.session)
+            now = time.time()
+            room = self.repo.touch_room(room_id, now, uow.session)
             if room is None:
                 raise NotFound(f"room {room_id} not found")
             if change(room):
                 self.repo.save_members(room, uow.session)
+                self.outbox.add(uow, event(room, now))
             return room
 
         return self.transaction(work)
 
     def join_room(self, room_id: str, caller: Principal) -> Room:
-        return self._change_members(room_id, lambda room: room.join(caller.user_id))
+        return self._change_members(
+            room_id,
+            lambda room: room.join(caller.user_id),
+            lambda room, now: events.member_joined(room.id, caller.user_id, "", now),
+        )
 
     def leave_room(self, room_id: str, caller: Principal) -> None:
-        self._change_members(room_id, lambda room: room.remove(caller.user_id))
+        self._change_members(
+            room_id,
+            lambda room: room.remove(caller.user_id),
+            lambda room, now: events.member_left(room.id, caller.user_id, "", now),
+        )
 
     def add_member(self, room_id: str, user_id: str, caller: Principal, max_members: int) -> Room:
         def change(room: Room) -> bool:
             room.require_owner(caller.user_id, caller.is_privileged)
             if not room.is_member(user_id) and len(room.member_ids) >= max_members:
                 raise InvalidArgument([FieldViolation("user_id", f"room is full ({max_members} members)")])
-            return room.add(user_id)
+            return room.admit(user_id)
 
-        return self._change_members(room_id, change)
+        return self._change_members(
+            room_id,
+            change,
+            lambda room, now: events.member_joined(room.id, user_id, _actor(caller, user_id), now),
+        )
 
     def remove_member(self, room_id: str, user_id: str, caller: Principal) -> Room:
         def change(room: Room) -> bool:
             room.require_owner(caller.user_id, caller.is_privileged)
             return room.remove(user_id)
 
-        return self._change_members(room_id, change)
+        return self._change_members(
+            room_id,
+            change,
+            lambda room, now: events.member_left(room.id, user_id, _actor(caller, user_id), now),
+        )
 
     # messages ----------------------------------------------------------------------
 
@@ -174,21 +201,26 @@ class ChatHandlers:
             client_message_id=command.client_message_id,
         )
 
-        room = self.load_room(command.room_id)
-        room.require_member(caller.user_id)
-        outsiders = [r for r in command.recipient_ids if not room.is_member(r)]
-        if outsiders:
-            raise InvalidArgument(
-                [FieldViolation("audience.recipient_ids", f"not members of the room: {', '.join(outsiders)}")]
-            )
-        stored = self.repo.find_by_idem(room.id, idem)
-        if stored is not None:
-            return stored
+        def may_send(room: Room) -> None:
+            room.require_member(caller.user_id)
+            outsiders = [r for r in message.recipient_ids if not room.is_member(r)]
+            if outsiders:
+                raise InvalidArgument(
+                    [
+                        FieldViolation(
+                            "audience.recipient_ids", f"not members of the room: {', '.join(outsiders)}"
+                        )
+                    ]
+                )
+
+        # one transaction and no reads before it: every store command is a turn at the
+        # embedded server's per-database gate. A retried send fails on the unique idem
+        # index (rolling back its sequence) and answers with the stored message.
         try:
-            stored = self.transaction(lambda uow: self._store_message(uow, message, idem))
-        except DuplicateKeyError:  # the same send committed concurrently
+            stored, event = self.transaction(lambda uow: self._store_message(uow, message, idem, may_send))
+        except DuplicateKeyError:
             return self._stored_or_raise(command.room_id, idem)
-        self.on_posted(stored)
+        self.on_posted(stored, event)
         return stored
 
     def _stored_or_raise(self, room_id: str, idem: str) -> Message:
@@ -208,8 +240,8 @@ class ChatHandlers:
             kind=MessageKind.SYSTEM,
             system_event_type=command.event_type,
         )
-        stored = self._store_message(uow, message, system_key(command.event_id))
-        uow.after_commit(lambda: self.on_posted(stored))
+        stored, event = self._store_message(uow, message, system_key(command.event_id))
+        uow.after_commit(lambda: self.on_posted(stored, event))
         return stored
 
     def _store_message(
@@ -217,17 +249,27 @@ class ChatHandlers:
         uow: UnitOfWork,
         message: Message,
         idem: str,
-    ) -> Message:
-        """Take the next sequence and insert the message in the same transaction."""
+        may_send: Callable[[Room], None] = lambda room: None,
+    ) -> tuple[Message, Event]:
+        """Take the next sequence, check the room allows the message (raising rolls
+        the sequence back), insert the message and its ChatMessagePosted outbox row."""
         now = time.time()
         room = self.repo.take_sequence(message.room_id, now, uow.session)
         if room is None:
             raise NotFound(f"room {message.room_id} not found")
+        may_send(room)
         stored = replace(message, sequence=room.last_sequence, create_time=now)
         self.repo.insert_message(stored, idem, uow.session)
-        return stored
+        event = events.message_posted(stored)
+        self.outbox.add(uow, event)
+        return stored, event
 
     def list_messages(self, room_id: str, before: int, limit: int, caller: Principal) -> list[Message]:
         room = self.load_room(room_id)
         room.require_reader(caller.user_id, caller.is_privileged)
         return self.repo.messages_before(room_id, before, caller.user_id, limit)
+
+
+def _actor(caller: Principal, user_id: str) -> str:
+    """Who changed a membership: empty when users change their own."""
+    return "" if caller.user_id == user_id else caller.user_id

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from mesh.errors import PermissionDenied
+from mesh.errors import FailedPrecondition, PermissionDenied
 
 
 class RoomKind(enum.IntEnum):
@@ -75,6 +75,12 @@ class Room:
         """Self-service join: GROUP rooms only. Returns False when already a member."""
         if self.kind != RoomKind.GROUP:
             raise PermissionDenied(f"{self.kind.name} rooms cannot be joined, only added to")
+        return self.add(user_id)
+
+    def admit(self, user_id: str) -> bool:
+        """The owner adds a member. A DIRECT room keeps its two members for good."""
+        if self.kind == RoomKind.DIRECT and not self.is_member(user_id):
+            raise FailedPrecondition(f"room {self.id} is DIRECT: it has exactly two members")
         return self.add(user_id)
 
     def add(self, user_id: str) -> bool:

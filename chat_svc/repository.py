@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pymongo
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
+from pymongo.errors import CollectionInvalid
 
 from chat_svc.model import AudienceKind, Channel, Message, MessageKind, Room, RoomKind
 
@@ -18,15 +20,23 @@ MESSAGES = "messages"
 ROOM_REQUESTS = "room_requests"  # _id "<owner>/<request_id>" → room_id: CreateRoom idempotency
 SESSION_ROOMS = "session_rooms"  # _id session_id → room_id
 CONNECTIONS = "connections"  # presence: one document per open stream
+PRESENCE = "presence"  # _id user_id → the presence state last announced
 INBOX = "inbox"  # processed event ids
 
 
 def ensure_indexes(db: Database[Document]) -> None:
-    """Idempotent; run at start-up."""
+    """Idempotent; run at start-up. Collections first written inside a transaction
+    are created here (nx-27017 mishandles one created in a transaction that aborts)."""
+    existing = set(db.list_collection_names())
+    for name in (ROOM_REQUESTS, SESSION_ROOMS, PRESENCE):
+        if name not in existing:
+            with contextlib.suppress(CollectionInvalid):  # another replica created it meanwhile
+                db.create_collection(name)
     db[ROOMS].create_index([("member_ids", pymongo.ASCENDING), ("update_time", pymongo.DESCENDING)])
     db[MESSAGES].create_index([("room_id", pymongo.ASCENDING), ("sequence", pymongo.DESCENDING)], unique=True)
     db[MESSAGES].create_index([("room_id", pymongo.ASCENDING), ("idem", pymongo.ASCENDING)], unique=True)
     db[CONNECTIONS].create_index([("user_id", pymongo.ASCENDING), ("expires_at", pymongo.ASCENDING)])
+    db[CONNECTIONS].create_index("expires_at")
     db[INBOX].create_index("processed_at")
 
 
@@ -128,8 +138,16 @@ class ChatRepository:
         )
         return [room_from_doc(d) for d in cursor]
 
-    def room_ids_of(self, user_id: str) -> list[str]:
-        return [d["_id"] for d in self.db[ROOMS].find({"member_ids": user_id}, {"_id": 1})]
+    def room_ids_of(self, user_id: str, session: ClientSession | None = None) -> list[str]:
+        return [d["_id"] for d in self.db[ROOMS].find({"member_ids": user_id}, {"_id": 1}, session=session)]
+
+    def room_ids_of_users(self, user_ids: set[str]) -> dict[str, list[str]]:
+        """user → the rooms they are a member of, for many users in one query."""
+        rooms: dict[str, list[str]] = {}
+        for doc in self.db[ROOMS].find({"member_ids": {"$in": list(user_ids)}}, {"member_ids": 1}):
+            for user_id in user_ids.intersection(doc.get("member_ids", ())):
+                rooms.setdefault(user_id, []).append(doc["_id"])
+        return rooms
 
     def last_sequences(self, room_ids: list[str]) -> dict[str, int]:
         docs = self.db[ROOMS].find({"_id": {"$in": room_ids}}, {"last_sequence": 1})

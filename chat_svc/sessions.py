@@ -13,6 +13,7 @@ from google.protobuf.message import Message as ProtoMessage
 from pymongo.errors import DuplicateKeyError
 from switchboard.events.v1 import session_events_pb2 as se
 
+from chat_svc import events
 from chat_svc.handlers import ChatHandlers, PostSystemMessage
 from chat_svc.model import Room, RoomKind
 from mesh.events import Event, unpack
@@ -109,4 +110,5 @@ class SessionEventHandler:
         )
         repo.insert_room(room, uow.session)
         repo.remember_session(session_id, room.id, uow.session)
+        self.handlers.outbox.add(uow, events.room_created(room))
         return room

@@ -1,8 +1,10 @@
 """One Subscribe stream: replay from the store after each resume position, then
 live, with no gap and no duplicate. The per-room position advances on every
 sequence seen, addressed to this user or not, so filtered messages never look
-like losses; a jump in sequence (or a newer latest sequence from the periodic
-check) is filled from the store."""
+like losses. A message that arrives ahead of its turn (concurrent senders commit
+and publish in parallel) is held until the missing ones arrive; only a newer
+latest sequence from the hub's periodic check (by then, a real loss) is filled
+from the store, or a hold that grows past `MAX_HELD`."""
 
 from __future__ import annotations
 
@@ -16,11 +18,13 @@ from switchboard.chat.v1 import chat_service_pb2 as pb
 from chat_svc.config import ChatConfig
 from chat_svc.convert import message_to_proto, timestamp
 from chat_svc.handlers import ChatHandlers
-from chat_svc.hub import Hub, LatestSequence, Listener, Presence
+from chat_svc.hub import Hub, Item, LatestSequence, Listener, Membership, Presence
 from chat_svc.model import AudienceKind, addressed_to
 from chat_svc.presence import PresenceTracker
 from mesh.auth import Principal
 from mesh.errors import ResourceExhausted
+
+MAX_HELD = 200  # messages held ahead of a gap per room before it is filled from the store
 
 
 class Subscription:
@@ -45,25 +49,29 @@ class Subscription:
         self.requested = room_ids
         self.positions = positions
         self.last: dict[str, int] = {}
+        self.held: dict[str, dict[int, pb.Message]] = {}  # room → early arrivals by sequence
         self.listener = Listener(caller.user_id, config.chat_subscriber_buffer)
+        self.started_at = time.monotonic()
+        self.sent_at = self.started_at  # the last response handed to gRPC (heartbeat pacing)
 
     async def run(self) -> AsyncIterator[pb.SubscribeResponse]:
         rooms = await self._initial_rooms()
-        connection_id = await asyncio.to_thread(self.presence.connect, self.caller.user_id, rooms)
+        self.started_at = time.monotonic()  # membership read before this may predate `rooms`
+        connection_id = await asyncio.to_thread(self.presence.connect, self.caller.user_id)
+        self.hub.open(self.listener)
         try:
             for room_id in rooms:
                 async for response in self._follow(room_id, self.positions.get(room_id)):
                     yield response
             async for response in self._live():
                 yield response
+                self.sent_at = time.monotonic()
         finally:
+            self.hub.close(self.listener)
             for room_id in list(self.last):
                 self.hub.remove(room_id, self.listener)
-            await asyncio.shield(
-                asyncio.to_thread(
-                    self.presence.disconnect, connection_id, self.caller.user_id, list(self.last)
-                )
-            )
+            self.held.clear()
+            await asyncio.shield(asyncio.to_thread(self.presence.disconnect, connection_id))
 
     async def _initial_rooms(self) -> list[str]:
         if self.follow_all:
@@ -98,11 +106,13 @@ class Subscription:
                 self.config.chat_replay_batch,
             )
             if not batch:
-                return  # not committed yet: the next check retries
+                break  # not committed yet: the next check retries
             for message in batch:
                 response = self._accept(message_to_proto(message))
                 if response is not None:
                     yield response
+        for response in self._release_held(room_id):
+            yield response
 
     def _accept(self, message: pb.Message) -> pb.SubscribeResponse | None:
         """Advance the room's position; the message if it is new and addressed to us."""
@@ -118,44 +128,33 @@ class Subscription:
         return pb.SubscribeResponse(message=message)
 
     async def _live(self) -> AsyncIterator[pb.SubscribeResponse]:
-        next_membership_check = time.monotonic() + self.config.chat_membership_check_s
+        """Queued items in order. No timer per stream: the hub's periodic Membership
+        item also paces the heartbeat of an idle stream."""
+        queue = self.listener.queue
         while True:
             if self.listener.overflowed:
                 raise ResourceExhausted(
                     "subscriber buffer full: the stream is too slow; resubscribe from your positions"
                 )
-            item = await self._next_item(next_membership_check)
-            if time.monotonic() >= next_membership_check:
-                next_membership_check = time.monotonic() + self.config.chat_membership_check_s
-                async for response in self._refresh_membership():
-                    yield response
-                if item is None:
-                    continue
-            if item is None:
-                yield pb.SubscribeResponse(heartbeat=pb.Heartbeat(server_time=_now()))
-                continue
+            item = queue.get_nowait() if not queue.empty() else await queue.get()
             if isinstance(item, pb.Message) and item.sequence == self.last.get(item.room_id, -2) + 1:
                 response = self._accept(item)  # the hot path: the next message of a followed room
                 if response is not None:
                     yield response
+                if self.held.get(item.room_id):
+                    for response in self._release_held(item.room_id):
+                        yield response
+                continue
+            if isinstance(item, Membership):
+                async for response in self._refresh_membership(item):
+                    yield response
+                if time.monotonic() - self.sent_at >= self.config.chat_heartbeat_s:
+                    yield pb.SubscribeResponse(heartbeat=pb.Heartbeat(server_time=_now()))
                 continue
             async for response in self._handle(item):
                 yield response
 
-    async def _next_item(self, next_membership_check: float) -> pb.Message | LatestSequence | Presence | None:
-        """The next queued item; None after the heartbeat or membership interval."""
-        queue = self.listener.queue
-        if not queue.empty():  # no timer task per item while busy
-            return queue.get_nowait()
-        timeout = min(self.config.chat_heartbeat_s, max(0.0, next_membership_check - time.monotonic()))
-        try:
-            return await asyncio.wait_for(queue.get(), timeout)
-        except TimeoutError:
-            return None
-
-    async def _handle(
-        self, item: pb.Message | LatestSequence | Presence
-    ) -> AsyncIterator[pb.SubscribeResponse]:
+    async def _handle(self, item: Item) -> AsyncIterator[pb.SubscribeResponse]:
         if isinstance(item, Presence):
             if item.room_id in self.last:
                 yield pb.SubscribeResponse(
@@ -172,22 +171,49 @@ class Subscription:
                 async for response in self._fill(item.room_id, item.sequence):
                     yield response
             return
+        if not isinstance(item, pb.Message):
+            return
         room_id = item.room_id
         if room_id not in self.last or item.sequence <= self.last[room_id]:
             return  # not followed, or a duplicate
-        if item.sequence > self.last[room_id] + 1:  # a lost or reordered fan-out: fill the gap
-            async for response in self._fill(room_id, item.sequence - 1):
-                yield response
+        if item.sequence > self.last[room_id] + 1:  # ahead of its turn: hold it
+            held = self.held.setdefault(room_id, {})
+            held[item.sequence] = item
+            if len(held) > MAX_HELD:  # not a reorder any more: fill the gap now
+                async for response in self._fill(room_id, min(held) - 1):
+                    yield response
+            return
         response = self._accept(item)
         if response is not None:
             yield response
+        for response in self._release_held(room_id):
+            yield response
 
-    async def _refresh_membership(self) -> AsyncIterator[pb.SubscribeResponse]:
-        """Follow rooms joined since (follow-all streams) and drop rooms left."""
-        current = set(await asyncio.to_thread(self.handlers.repo.room_ids_of, self.caller.user_id))
+    def _release_held(self, room_id: str) -> list[pb.SubscribeResponse]:
+        """Held messages that are next in turn now (stale ones are dropped)."""
+        held = self.held.get(room_id)
+        if not held:
+            return []
+        responses = []
+        last = self.last.get(room_id, 0)
+        for sequence in [s for s in held if s <= last]:
+            del held[sequence]
+        while (message := held.pop(self.last.get(room_id, 0) + 1, None)) is not None:
+            response = self._accept(message)
+            if response is not None:
+                responses.append(response)
+        return responses
+
+    async def _refresh_membership(self, membership: Membership) -> AsyncIterator[pb.SubscribeResponse]:
+        """Follow rooms joined since (follow-all streams) and drop rooms left; a
+        snapshot whose read began before the stream read its rooms is too old to act on."""
+        current = membership.room_ids
+        if current is None or membership.read_at < self.started_at:
+            return
         for room_id in [r for r in self.last if r not in current]:
             self.hub.remove(room_id, self.listener)
             del self.last[room_id]
+            self.held.pop(room_id, None)
             yield pb.SubscribeResponse(room_unsubscribed=pb.RoomUnsubscribed(room_id=room_id))
         if self.follow_all:
             for room_id in sorted(current - set(self.last)):

@@ -27,8 +27,7 @@ from pika.exceptions import AMQPError, ChannelClosedByBroker
 from pika.spec import Basic, BasicProperties
 
 from mesh.config import MeshConfig
-from mesh.events import CONTENT_TYPE, Event, EventDecodeError, from_bytes, to_bytes
-from mesh.telemetry import traceparent_var
+from mesh.events import CONTENT_TYPE, Event, EventDecodeError, from_bytes, to_bytes, traced
 
 log = logging.getLogger(__name__)
 
@@ -407,13 +406,48 @@ def _fail(future: Future[None], error: BaseException) -> None:
 
 # --------------------------------------------------------------------- consumer
 
+Handler = Callable[[Event], None]
+BatchHandler = Callable[[Sequence[Event]], Sequence[BaseException | None]]
+"""Handles several deliveries at once. Returns, in the same order, None for each
+event it handled (or skipped as already handled) and the exception of each event
+that failed: the consumer retries those, then parks them."""
+
+
+def one_by_one(handle: Handler) -> BatchHandler:
+    """A batch handler that calls `handle(event)` for each event in turn, in the
+    event's trace context; an exception fails that event only."""
+
+    def handle_batch(events: Sequence[Event]) -> list[BaseException | None]:
+        outcomes: list[BaseException | None] = []
+        for event in events:
+            with traced(event):
+                try:
+                    handle(event)
+                except Exception as exc:
+                    outcomes.append(exc)
+                else:
+                    outcomes.append(None)
+        return outcomes
+
+    return handle_batch
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    tag: int
+    properties: BasicProperties
+    body: bytes
+
 
 class EventConsumer:
     """A Worker that consumes one queue in its own thread with its own connection:
-    manual acks, prefetch from config, `handle(event)` called on the consumer
-    thread. A handler that raises is retried through the delay queues (attempt
-    count in the `x-attempts` header); after `bus_max_attempts` the message is
-    parked in `<queue>.dead` with the error in `x-error`. A body that is not an
+    manual acks, prefetch from config. Deliveries are handled in batches: what
+    arrived together (up to `bus_batch_max`, waiting at most `bus_batch_wait_ms`
+    for more) goes to `handle_batch(events)` at once, or to `handle(event)` one by
+    one, on the consumer thread; the batch is acked with one multiple ack after
+    its outcomes are settled. An event that failed is retried through the delay
+    queues (attempt count in the `x-attempts` header); after `bus_max_attempts` it
+    is parked in `<queue>.dead` with the error in `x-error`. A body that is not an
     Event is parked at once. Reconnects with backoff."""
 
     def __init__(
@@ -421,12 +455,20 @@ class EventConsumer:
         config: MeshConfig,
         name: str,
         patterns: Sequence[str],
-        handle: Callable[[Event], None],
+        handle: Handler | None = None,
         *,
+        handle_batch: BatchHandler | None = None,
         queue: str | None = None,
         prefetch: int | None = None,
         exchange: str | None = None,
+        batch_max: int | None = None,
     ) -> None:
+        if handle is not None and handle_batch is not None:
+            raise ValueError("give handle or handle_batch, not both")
+        if handle is not None:
+            handle_batch = one_by_one(handle)
+        if handle_batch is None:
+            raise ValueError("give handle or handle_batch")
         self.config = config
         self.name = f"consumer:{name}"
         self.topology = ConsumerTopology(
@@ -435,9 +477,13 @@ class EventConsumer:
             patterns=tuple(patterns),
             retry_delays_ms=tuple(config.bus_retry_delays_ms),
         )
-        self._handle = handle
+        self._handle_batch = handle_batch
         self._prefetch = prefetch or config.bus_prefetch
+        # a batch never waits for deliveries the broker cannot send before it is acked
+        self._batch_max = min(batch_max or config.bus_batch_max, self._prefetch)
+        self._batch_wait_s = config.bus_batch_wait_ms / 1000
         self._max_attempts = config.bus_max_attempts
+        self._deliveries: list[_Delivery] = []
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
@@ -491,72 +537,99 @@ class EventConsumer:
                 log.info("consumer %s connected", self.queue)
                 while not self._stopping.is_set():
                     connection.process_data_events(time_limit=0.2)
+                    if self._deliveries:
+                        self._fill_batch(connection)
+                        self._dispatch(channel)
             except Exception as exc:  # pika's connector errors are not all AMQPError
                 if not self._stopping.is_set():
                     log.warning("consumer %s lost its connection: %r", self.queue, exc)
             finally:
                 self._connected.clear()
+                self._deliveries.clear()  # never acked: the broker delivers them again
                 if connection is not None:
                     _close_quietly(connection)
             self._stopping.wait(backoff.next())
 
     def _on_message(
-        self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties, body: bytes
+        self, _channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties, body: bytes
     ) -> None:
-        headers = dict(properties.headers or {})
-        failures = int(headers.get(ATTEMPTS_HEADER, 0))
+        # pika calls this only from process_data_events: collect, the run loop dispatches
+        self._deliveries.append(_Delivery(method.delivery_tag, properties, body))
+
+    def _fill_batch(self, connection: pika.BlockingConnection) -> None:
+        deadline = time.monotonic() + self._batch_wait_s
+        while len(self._deliveries) < self._batch_max:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            connection.process_data_events(time_limit=remaining)
+
+    def _dispatch(self, channel: BlockingChannel) -> None:
+        while self._deliveries and not self._stopping.is_set():
+            batch = self._deliveries[: self._batch_max]
+            del self._deliveries[: self._batch_max]
+            self._settle(channel, batch)
+
+    def _settle(self, channel: BlockingChannel, batch: list[_Delivery]) -> None:
+        """Handle a batch, retry or park what failed, then ack the whole batch."""
+        decoded: list[tuple[_Delivery, Event]] = []
+        for delivery in batch:
+            try:
+                decoded.append((delivery, from_bytes(delivery.body)))
+            except EventDecodeError as exc:
+                self._park(channel, delivery, int(_headers(delivery).get(ATTEMPTS_HEADER, 0)), str(exc))
+        outcomes = self._outcomes([event for _, event in decoded])
+        for (delivery, event), error in zip(decoded, outcomes, strict=True):
+            if error is not None:
+                self._failed(channel, delivery, event, error)
+        channel.basic_ack(batch[-1].tag, multiple=True)
+
+    def _outcomes(self, events: list[Event]) -> list[BaseException | None]:
+        if not events:
+            return []
         try:
-            event = from_bytes(body)
-        except EventDecodeError as exc:
-            self._park(channel, properties, body, headers, failures, str(exc))
-            channel.basic_ack(method.delivery_tag)
-            return
-        token = traceparent_var.set(event.trace.traceparent)
-        try:
-            self._handle(event)
-        except Exception as exc:
-            failures += 1
-            error = f"{type(exc).__name__}: {exc}"
+            outcomes = list(self._handle_batch(events))
+        except Exception as exc:  # a handler that broke its contract fails the whole batch
+            log.exception("consumer %s: batch handler raised", self.queue)
+            return [exc] * len(events)
+        if len(outcomes) != len(events):
+            error = RuntimeError(f"batch handler answered {len(outcomes)} outcomes for {len(events)} events")
+            return [error] * len(events)
+        return outcomes
+
+    def _failed(
+        self, channel: BlockingChannel, delivery: _Delivery, event: Event, exc: BaseException
+    ) -> None:
+        failures = int(_headers(delivery).get(ATTEMPTS_HEADER, 0)) + 1
+        error = f"{type(exc).__name__}: {exc}"
+        with traced(event):
             log.warning("consumer %s: %s failed (attempt %d): %s", self.queue, event.id, failures, error)
-            if failures >= self._max_attempts:
-                self._park(channel, properties, body, headers, failures, error)
-            else:
-                self._retry(channel, properties, body, headers, failures, error)
-        finally:
-            traceparent_var.reset(token)
-        channel.basic_ack(method.delivery_tag)
+        if failures >= self._max_attempts:
+            self._park(channel, delivery, failures, error)
+        else:
+            self._retry(channel, delivery, failures, error)
 
-    def _retry(
-        self,
-        channel: BlockingChannel,
-        properties: BasicProperties,
-        body: bytes,
-        headers: dict[str, Any],
-        failures: int,
-        error: str,
-    ) -> None:
+    def _retry(self, channel: BlockingChannel, delivery: _Delivery, failures: int, error: str) -> None:
         delay_ms = self.topology.delay_for(failures)
-        properties.headers = {**headers, ATTEMPTS_HEADER: failures, ERROR_HEADER: error[:1000]}
-        channel.basic_publish("", self.topology.retry_queue(delay_ms), body, properties)
+        properties = delivery.properties
+        properties.headers = {**_headers(delivery), ATTEMPTS_HEADER: failures, ERROR_HEADER: error[:1000]}
+        channel.basic_publish("", self.topology.retry_queue(delay_ms), delivery.body, properties)
 
-    def _park(
-        self,
-        channel: BlockingChannel,
-        properties: BasicProperties,
-        body: bytes,
-        headers: dict[str, Any],
-        failures: int,
-        error: str,
-    ) -> None:
+    def _park(self, channel: BlockingChannel, delivery: _Delivery, failures: int, error: str) -> None:
+        properties = delivery.properties
         log.error("consumer %s parks message %s: %s", self.queue, properties.message_id, error)
         properties.headers = {
-            **headers,
+            **_headers(delivery),
             ATTEMPTS_HEADER: failures,
             ERROR_HEADER: error[:1000],
             FAILED_AT_HEADER: int(time.time() * 1000),
             QUEUE_HEADER: self.queue,
         }
-        channel.basic_publish("", self.dead_queue, body, properties)
+        channel.basic_publish("", self.dead_queue, delivery.body, properties)
+
+
+def _headers(delivery: _Delivery) -> dict[str, Any]:
+    return dict(delivery.properties.headers or {})
 
 
 class WorkQueueConsumer(EventConsumer):
@@ -565,9 +638,7 @@ class WorkQueueConsumer(EventConsumer):
     one message at a time, acked only after the handler returns; same retries and
     parking as EventConsumer."""
 
-    def __init__(
-        self, config: MeshConfig, name: str, handle: Callable[[Event], None], *, prefetch: int = 1
-    ) -> None:
+    def __init__(self, config: MeshConfig, name: str, handle: Handler, *, prefetch: int = 1) -> None:
         super().__init__(config, name, [], handle, prefetch=prefetch, exchange="")
 
 

@@ -35,6 +35,12 @@ class MeshConfig(BaseSettings):
     bus_reconnect_max_s: float = Field(5.0, gt=0)
     bus_heartbeat_s: int = Field(30, ge=0, description="AMQP heartbeat; 0 disables it")
     bus_publish_timeout_s: float = Field(10.0, gt=0, description="longest wait for a confirm")
+    bus_batch_max: int = Field(
+        16, gt=0, description="most deliveries a consumer hands its handler at once (capped by prefetch)"
+    )
+    bus_batch_wait_ms: float = Field(
+        2.0, ge=0, description="how long a consumer waits for more deliveries to fill a batch"
+    )
 
     outbox_max_attempts: int = Field(10, gt=0)
     outbox_sweep_interval_s: float = Field(2.0, gt=0)

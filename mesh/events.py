@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
@@ -28,6 +30,7 @@ __all__ = [
     "new_event",
     "routing_key",
     "to_bytes",
+    "traced",
     "unpack",
 ]
 
@@ -66,6 +69,16 @@ def unpack(event: Event, message_cls: type[M]) -> M:
             f"event {event.id} carries {event.data.TypeName()}, not {message_cls.DESCRIPTOR.full_name}"
         )
     return message
+
+
+@contextmanager
+def traced(event: Event) -> Iterator[None]:
+    """Run a block in the event's trace context (handlers' logs carry its traceparent)."""
+    token = traceparent_var.set(event.trace.traceparent)
+    try:
+        yield
+    finally:
+        traceparent_var.reset(token)
 
 
 def routing_key(event: Event) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -77,6 +78,35 @@ def start_embedded_mongo(paths: LocalPaths, port: int = MONGO_PORT) -> None:
         raise SystemExit(f"embedded MongoDB did not open port {port}; see {paths.logs / 'mongo.log'}")
 
 
+RABBITMQ_HOME = "/var/lib/rabbitmq"
+RABBITMQ_SCRIPT = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+def _as_rabbitmq_user() -> bool:
+    return (
+        os.geteuid() == 0
+        and os.path.exists(RABBITMQ_SCRIPT)
+        and shutil.which("setpriv") is not None
+        and subprocess.run(["id", "rabbitmq"], capture_output=True).returncode == 0
+    )
+
+
+def rabbitmq_start_command(server: str) -> list[str]:
+    """How to start the local broker. Debian's wrapper switches user with `su`, whose PAM
+    session drops the open-files limit to 1024; a node with a few hundred quorum queues
+    then runs out of handles and stops accepting connections. As root we switch user with
+    `setpriv` (no PAM) and give the node the hard limit instead."""
+    if not _as_rabbitmq_user():
+        return [server, "-detached"]
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    limit = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+    return [
+        "prlimit", f"--nofile={limit}:{limit}",
+        "setpriv", "--reuid=rabbitmq", "--regid=rabbitmq", "--init-groups",
+        "env", f"--chdir={RABBITMQ_HOME}", f"HOME={RABBITMQ_HOME}", RABBITMQ_SCRIPT, "-detached",
+    ]
+
+
 def ensure_rabbitmq(url: str) -> None:
     """Use the broker at `url`; start the local one when it is installed and stopped."""
     parsed = urlparse(url)
@@ -92,7 +122,7 @@ def ensure_rabbitmq(url: str) -> None:
         if not wait_until(lambda: port_open(port, host), 60, 0.5):
             raise SystemExit(f"a RabbitMQ node runs but {host}:{port} does not answer")
         return
-    subprocess.run([server, "-detached"], check=False)
+    subprocess.run(rabbitmq_start_command(server), check=False)
     if not wait_until(lambda: port_open(port, host), 60, 0.5):
         raise SystemExit("the local RabbitMQ did not start within 60 s")
 

@@ -67,49 +67,66 @@ class Outbox:
         # rows are written already leased to this process's relay, which publishes
         # them from memory; other replicas' sweeps take over when the lease expires
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._ready: queue.SimpleQueue[str] = queue.SimpleQueue()
+        # committed rows, handed to the relay as written: it publishes them without
+        # reading them back (None only wakes it)
+        self._ready: queue.SimpleQueue[Document | None] = queue.SimpleQueue()
 
     def add(self, uow: UnitOfWork, event: Event) -> None:
+        row = self._row(event, time.time())
+        uow.db[COLLECTION].insert_one(row, session=uow.session)
+        uow.after_commit(lambda: self._ready.put(row))
+
+    def add_many(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
+        """`add` for several events with one insert (a batch of state changes)."""
+        if not events:
+            return
         now = time.time()
-        uow.db[COLLECTION].insert_one(
-            {
-                "_id": event.id,
-                "type": event.type,
-                "subject": event.subject,
-                "payload": to_bytes(event),
-                "status": PENDING,
-                "attempts": 0,
-                "last_error": "",
-                "created_at": now,
-                "updated_at": now,
-                "published_at": None,
-                "claim_owner": self.owner,
-                "claim_expires_at": now + self.config.outbox_claim_ttl_s,
-            },
-            session=uow.session,
-        )
-        uow.after_commit(lambda: self._ready.put(event.id))
+        rows = [self._row(event, now) for event in events]
+        uow.db[COLLECTION].insert_many(rows, session=uow.session)
+
+        def ready() -> None:
+            for row in rows:
+                self._ready.put(row)
+
+        uow.after_commit(ready)
+
+    def _row(self, event: Event, now: float) -> Document:
+        return {
+            "_id": event.id,
+            "type": event.type,
+            "subject": event.subject,
+            "payload": to_bytes(event),
+            "status": PENDING,
+            "attempts": 0,
+            "last_error": "",
+            "created_at": now,
+            "updated_at": now,
+            "published_at": None,
+            "claim_owner": self.owner,
+            "claim_expires_at": now + self.config.outbox_claim_ttl_s,
+        }
 
     def ensure_indexes(self) -> None:
         self.collection.create_index([("status", ASCENDING), ("created_at", ASCENDING)])
         self.collection.create_index([("status", ASCENDING), ("updated_at", ASCENDING)])
 
-    def take_ready(self, max_count: int, timeout_s: float) -> list[str]:
-        """Ids committed since the last call (waits up to `timeout_s` for the first)."""
+    def take_ready(self, max_count: int, timeout_s: float) -> list[Document]:
+        """Rows committed since the last call, as written (waits up to `timeout_s`
+        for the first)."""
         try:
-            ids = [self._ready.get(timeout=max(timeout_s, 0.0))]
+            taken = [self._ready.get(timeout=max(timeout_s, 0.0))]
         except queue.Empty:
             return []
-        while len(ids) < max_count:
+        while len(taken) < max_count:
             try:
-                ids.append(self._ready.get_nowait())
+                taken.append(self._ready.get_nowait())
             except queue.Empty:
                 break
-        return ids
+        return [row for row in taken if row is not None]
 
     def wake(self) -> None:
-        """Nudge a relay waiting in `take_ready` (an empty id is ignored)."""
-        self._ready.put("")
+        """Nudge a relay waiting in `take_ready`."""
+        self._ready.put(None)
 
     # admin --------------------------------------------------------------------
 
@@ -155,8 +172,7 @@ class Outbox:
                 }
             },
         )
-        for row_id in chosen:
-            self._ready.put(row_id)
+        self.wake()  # unleased now: the relay's next sweep takes them
         return result.modified_count
 
 
@@ -239,11 +255,11 @@ class OutboxRelay:
                     self.cleanup()
                     next_cleanup = now + self.config.outbox_cleanup_interval_s
                 wait_s = min(next_sweep, next_cleanup) - time.monotonic()
-                ids = [i for i in self.outbox.take_ready(self.config.outbox_batch_size, wait_s) if i]
-                if ids and self.publisher.healthy():
-                    self._publish(self._claim(ids))
-                elif ids:  # the broker is away: let the sweep after reconnecting have them
-                    self._release(ids)
+                rows = self.outbox.take_ready(self.config.outbox_batch_size, wait_s)
+                if rows and self.publisher.healthy():
+                    self._publish(still_leased(rows))
+                elif rows:  # the broker is away: let the sweep after reconnecting have them
+                    self._release([row["_id"] for row in rows])
             except PyMongoError as exc:
                 log.warning("outbox relay: database error: %s", exc)
                 self._stopping.wait(1.0)
@@ -255,7 +271,7 @@ class OutboxRelay:
         """Publish claimable PENDING rows, oldest first, batch by batch; returns the count."""
         published = 0
         while not self._stopping.is_set() and self.publisher.healthy():
-            rows = self._claim(None)
+            rows = self._claim()
             if not rows:
                 break
             outcome = self._publish(rows)
@@ -271,14 +287,10 @@ class OutboxRelay:
         OUTBOX_PENDING.set(self._collection.count_documents({"status": PENDING}))
         OUTBOX_FAILED.set(self._collection.count_documents({"status": FAILED}))
 
-    def _claim(self, ids: list[str] | None) -> list[Document]:
-        """Rows this relay may publish now. From memory (`ids`): rows written by this
-        process, already leased to it. Sweeping (`ids` None): lease the oldest
-        unleased PENDING rows with one conditional update_many, atomic per
-        row, so a row is only ever leased to one relay; then read back the rows
-        carrying this lease's token."""
-        if ids is not None:
-            return self._rows({"_id": {"$in": ids}, "status": PENDING, "claim_owner": self.owner})
+    def _claim(self) -> list[Document]:
+        """Sweeping: lease the oldest unleased PENDING rows with one conditional
+        update_many, atomic per row, so a row is only ever leased to one relay; then
+        read back the rows carrying this lease's token."""
         now = time.time()
         # no $or with claim_owner: nx-27017 answers $or by a full scan. Rows this relay
         # leased and then could not publish are released instead (see `_release`).
@@ -394,6 +406,14 @@ class OutboxRelay:
                 }
             },
         )
+
+
+def still_leased(rows: list[Document]) -> list[Document]:
+    """Rows handed over in memory (written already leased to this process), oldest
+    first, without those whose lease ran out meanwhile: another relay's sweep may
+    have them now, and this one's next sweep will if nobody did."""
+    now = time.time()
+    return sorted((row for row in rows if row["claim_expires_at"] > now), key=lambda row: row["created_at"])
 
 
 def install(server: MeshServer, name: str = "outbox") -> Outbox:

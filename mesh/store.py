@@ -25,13 +25,16 @@ Document = dict[str, Any]
 class UnitOfWork:
     """One MongoDB transaction. Use `uow.session` on every read and write inside it;
     call `commit()` to keep the changes; leaving the block without it rolls back.
-    Callbacks registered with `after_commit` run once the commit has succeeded."""
+    Callbacks registered with `before_commit` run inside the transaction just before
+    it commits (deferred writes: if one raises, nothing commits); those registered
+    with `after_commit` run once the commit has succeeded."""
 
     def __init__(self, client: MongoClient[Document], db: Database[Document]) -> None:
         self._client = client
         self.db = db
         self.session: ClientSession = client.start_session()
         self._committed = False
+        self._before_commit: list[Callable[[], None]] = []
         self._after_commit: list[Callable[[], None]] = []
 
     def __enter__(self) -> UnitOfWork:
@@ -41,6 +44,8 @@ class UnitOfWork:
         return self
 
     def commit(self) -> None:
+        for deferred in self._before_commit:
+            deferred()
         self.session.commit_transaction()
         self._committed = True
         for callback in self._after_commit:
@@ -48,6 +53,9 @@ class UnitOfWork:
                 callback()
             except Exception:  # a hook must never undo a committed transaction
                 log.exception("after-commit hook failed")
+
+    def before_commit(self, callback: Callable[[], None]) -> None:
+        self._before_commit.append(callback)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after_commit.append(callback)

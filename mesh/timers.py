@@ -8,6 +8,7 @@ API (shared by session_svc and scheduler_svc)::
                            callback_ref="session_svc.timers:fire", handler=on_timer)
     server.add_worker(timers)                   # async start()/stop(): lease, scheduler, wake-ups
     timers.schedule(key, run_at, payload)       # run_at: epoch seconds; payload: picklable dict
+    timers.schedule_many([(key, run_at, payload), ...])  # one store write for many
     timers.cancel(key)                          # no error when absent
     timers.next_run_at(key) -> float | None
     timers.is_runner                            # this replica holds the lease
@@ -19,6 +20,12 @@ API (shared by session_svc and scheduler_svc)::
 `handler(key, payload)` runs on the runner's thread pool, at least once per
 schedule (it must be idempotent: compare-and-set on a version); returning
 normally completes the timer, raising retries it after `timers_redeliver_after_s`.
+
+Optionally `batch_handler(firings) -> keys to retry` takes every firing that is
+due together (up to `timers_batch_max`) in one call, so a service can apply them
+in one transaction; the timers it does not name are completed with one delete.
+With a batch handler, a submitted job only queues its firing (the job stays in
+the store, as below, until completed) and one thread hands the queue over.
 
 How it is safe:
 - Jobs live in `<database>_timers.timers_<namespace>` (MongoDBJobStore); each job names
@@ -33,6 +40,8 @@ How it is safe:
   killed between submission and effect loses nothing (at-least-once + idempotent
   handler = effect exactly once). Completion deletes the job only if it is still
   the job that fired (compare-and-set on the stored state), never a replacement.
+  The scheduler's own per-job update after submission (the redelivery time) is
+  equally conditional, and the updates of one round are written in one bulk write.
 - Wake-up: `schedule()` publishes the run time on the fanout exchange
   `<events_exchange>.timers.<namespace>`; the runner consumes it on an exclusive,
   auto-delete queue and calls `scheduler.wakeup()` when the new run time is
@@ -50,7 +59,8 @@ import pickle
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,8 +75,8 @@ from apscheduler.util import datetime_to_utc_timestamp
 from bson.binary import Binary
 from pika.adapters.blocking_connection import BlockingChannel
 from pydantic import Field
-from pymongo import MongoClient
-from pymongo.errors import DuplicateKeyError
+from pymongo import MongoClient, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mesh.config import MeshConfig
 from mesh.lease import COLLECTION as LEASES
@@ -76,6 +86,20 @@ from mesh.store import Document
 log = logging.getLogger(__name__)
 
 TimerHandler = Callable[[str, dict[str, Any]], None]
+STORE_RETRY_S = 1.0  # a scheduler round that failed on the store runs again after this
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One submitted run of a timer: `token` names this schedule of `key`."""
+
+    key: str
+    token: str
+    payload: dict[str, Any]
+
+
+# Takes the firings due together; returns the keys it could not complete (retried later).
+BatchTimerHandler = Callable[[list[Firing]], Collection[str]]
 
 
 class TimersConfig(MeshConfig):
@@ -85,6 +109,7 @@ class TimersConfig(MeshConfig):
     timers_standby_poll_s: float = Field(0.5, gt=0, description="how often a standby tries the lease")
     timers_redeliver_after_s: float = Field(5.0, gt=0, description="re-fire an uncompleted timer after")
     timers_workers: int = Field(16, gt=0, description="threads running timer handlers")
+    timers_batch_max: int = Field(200, gt=0, description="most firings handed to a batch handler at once")
     timers_fallback_wakeup_s: float = Field(5.0, gt=0, description="wake even without a signal")
     timers_database: str = Field("", description="default: '<service database>_timers'")
 
@@ -127,8 +152,53 @@ class _TimerJobStore(MongoDBJobStore):
         except DuplicateKeyError as exc:
             raise ConflictingIdError(job.id) from exc
 
+    _buffer: list[UpdateOne] | None = None
+
     def update_job(self, job: Any) -> None:
+        # Only the schedule that was loaded: a replacement (new token) added meanwhile stays.
+        fields = self._fields(job)
+        loaded, update = {"_id": job.id, "token": fields["token"]}, {"$set": fields}
+        if self._buffer is not None:
+            self._buffer.append(UpdateOne(loaded, update))
+        else:
+            self.collection.update_one(loaded, update)
+
+    def replace_job(self, job: Any) -> None:
+        """A new schedule for an existing key (whatever its token)."""
         self.collection.update_one({"_id": job.id}, {"$set": self._fields(job)})
+
+    def add_many(self, jobs: list[Any]) -> None:
+        """Insert new jobs with one write; a key that exists already is replaced."""
+        try:
+            self.collection.insert_many([{"_id": job.id, **self._fields(job)} for job in jobs], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", ())
+            failed = {error["index"] for error in errors if error.get("code") == 11000}
+            if len(failed) != len(errors):
+                raise
+            for index in sorted(failed):
+                self.replace_job(jobs[index])
+
+    @contextlib.contextmanager
+    def buffered_updates(self) -> Iterator[None]:
+        """Collect `update_job` calls and write them with one bulk write at the end."""
+        self._buffer = []
+        try:
+            yield
+        finally:
+            self._flush()
+            self._buffer = None
+
+    def get_next_run_time(self) -> datetime | None:
+        self._flush()  # the scheduler asks after submitting: it must see the new run times
+        next_run_time: datetime | None = super().get_next_run_time()
+        return next_run_time
+
+    def _flush(self) -> None:
+        buffer = self._buffer
+        if buffer:
+            self._buffer = []
+            self.collection.bulk_write(buffer, ordered=False)
 
     def _fields(self, job: Any) -> dict[str, Any]:
         return {
@@ -143,12 +213,23 @@ class _TimerJobStore(MongoDBJobStore):
 
 class _Scheduler(BackgroundScheduler):
     """BackgroundScheduler that remembers when it next wakes on its own, so a
-    wake-up signal for a later time can be ignored."""
+    wake-up signal for a later time can be ignored, and that writes the per-job
+    updates of one round of due jobs together."""
 
     next_wakeup_at: float = math.inf
+    timer_store: _TimerJobStore | None = None
 
     def _process_jobs(self) -> float | None:
-        wait_seconds: float | None = super()._process_jobs()
+        wait_seconds: float | None
+        try:
+            if self.timer_store is None:
+                wait_seconds = super()._process_jobs()
+            else:
+                with self.timer_store.buffered_updates():
+                    wait_seconds = super()._process_jobs()
+        except Exception as exc:  # the store is away: an escaping error would end the scheduler thread
+            log.warning("timer round failed, retrying: %s", exc)
+            wait_seconds = STORE_RETRY_S
         self.next_wakeup_at = math.inf if wait_seconds is None else time.time() + wait_seconds
         return wait_seconds
 
@@ -167,6 +248,40 @@ def deliver(runner_id: str, key: str, token: str, payload: dict[str, Any]) -> No
     runner.run_fired(key, token, payload)
 
 
+class _FiringQueue:
+    """Firings waiting for the batch handler, each token once: a redelivery of a
+    firing that is still queued or being handled adds nothing."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Firing] = {}
+        self._in_flight: set[str] = set()
+        self._changed = threading.Condition()
+
+    def put(self, firing: Firing) -> None:
+        with self._changed:
+            if firing.token in self._pending or firing.token in self._in_flight:
+                return
+            self._pending[firing.token] = firing
+            self._changed.notify()
+
+    def take(self, max_count: int, timeout_s: float) -> list[Firing]:
+        """Up to `max_count` firings, oldest first (waits up to `timeout_s` for one)."""
+        with self._changed:
+            if not self._pending:
+                self._changed.wait(timeout_s)
+            tokens = list(self._pending)[:max_count]
+            self._in_flight.update(tokens)
+            return [self._pending.pop(token) for token in tokens]
+
+    def done(self, firings: list[Firing]) -> None:
+        with self._changed:
+            self._in_flight.difference_update(f.token for f in firings)
+
+    def wake(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+
 class DurableTimers:
     """Durable timers of one namespace (see the module docstring)."""
 
@@ -179,12 +294,16 @@ class DurableTimers:
         callback_ref: str,
         handler: TimerHandler,
         owner: str | None = None,
+        batch_handler: BatchTimerHandler | None = None,
     ) -> None:
         self.config = config
         self.namespace = namespace
         self.runner_id = f"{config.timers_db}/{namespace}"
         self.callback_ref = callback_ref
         self.handler = handler
+        self.batch_handler = batch_handler
+        self._firings = _FiringQueue()
+        self._batcher: threading.Thread | None = None
         self.client: MongoClient[Document] = MongoClient(
             config.mongo_url, serverSelectionTimeoutMS=config.mongo_timeout_ms, tz_aware=True
         )
@@ -197,6 +316,7 @@ class DurableTimers:
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             timezone=UTC,
         )
+        self._scheduler.timer_store = self._store
         self.owner = owner or default_owner()
         lease = Lease(db[LEASES], f"timers.{namespace}", self.owner, config.timers_lease_ttl_s)
         self._keeper = LeaseKeeper(
@@ -210,9 +330,27 @@ class DurableTimers:
 
     def schedule(self, key: str, run_at: float, payload: dict[str, Any]) -> None:
         """Fire `handler(key, payload)` at `run_at` (epoch s); replaces a timer with the same key."""
+        job = self._job(key, run_at, payload)
+        # Straight into the job store rather than scheduler.add_job: that takes the
+        # scheduler's job-store lock, which the runner holds while it submits a whole
+        # batch of due jobs, and timer handlers themselves schedule the next timer.
+        try:
+            self._store.add_job(job)
+        except ConflictingIdError:
+            self._store.replace_job(job)
+        self._wake(run_at)
+
+    def schedule_many(self, timers: list[tuple[str, float, dict[str, Any]]]) -> None:
+        """`schedule` for many (key, run_at, payload) with one store write."""
+        if not timers:
+            return
+        self._store.add_many([self._job(key, run_at, payload) for key, run_at, payload in timers])
+        self._wake(min(run_at for _, run_at, _ in timers))
+
+    def _job(self, key: str, run_at: float, payload: dict[str, Any]) -> Job:
         when = datetime.fromtimestamp(run_at, UTC)
         trigger = RedeliveryTrigger(when, self.config.timers_redeliver_after_s)
-        job = Job(
+        return Job(
             self._scheduler,
             id=key,
             func=self.callback_ref,
@@ -226,14 +364,6 @@ class DurableTimers:
             max_instances=1,
             next_run_time=when,
         )
-        # Straight into the job store rather than scheduler.add_job: that takes the
-        # scheduler's job-store lock, which the runner holds while it submits a whole
-        # batch of due jobs, and timer handlers themselves schedule the next timer.
-        try:
-            self._store.add_job(job)
-        except ConflictingIdError:
-            self._store.update_job(job)
-        self._wake(run_at)
 
     def cancel(self, key: str) -> None:
         """Remove a timer; no error when it already fired or never existed."""
@@ -270,9 +400,15 @@ class DurableTimers:
         self._keeper.start()
         self._fallback = threading.Thread(target=self._fallback_loop, name="timers-fallback", daemon=True)
         self._fallback.start()
+        if self.batch_handler is not None:
+            self._batcher = threading.Thread(target=self._batch_loop, name="timers-batches", daemon=True)
+            self._batcher.start()
 
     def stop_sync(self) -> None:
         self._fallback_stop.set()
+        self._firings.wake()
+        if self._batcher is not None:
+            self._batcher.join(timeout=10)
         self._keeper.stop(release=True)
         self.signal.stop()
         self._scheduler.shutdown(wait=True)
@@ -310,7 +446,11 @@ class DurableTimers:
                 self._scheduler.wakeup()
 
     def run_fired(self, key: str, token: str, payload: dict[str, Any]) -> None:
-        """Run the handler, then complete the timer unless it was replaced meanwhile."""
+        """Run the handler, then complete the timer unless it was replaced meanwhile
+        (with a batch handler: queue the firing for the next batch)."""
+        if self.batch_handler is not None:
+            self._firings.put(Firing(key, token, payload))
+            return
         if not self._keeper.valid:
             # Lost (or could not renew) the lease after submission: leave the job for the runner.
             raise RuntimeError(f"timer {key} not run: lease {self.runner_id} not held")
@@ -320,6 +460,31 @@ class DurableTimers:
     def _complete(self, key: str, token: str) -> None:
         # Conditional on the token: a timer rescheduled meanwhile has a new one and stays.
         self.jobs.delete_one({"_id": key, "token": token})
+
+    def _batch_loop(self) -> None:
+        assert self.batch_handler is not None
+        while not self._fallback_stop.is_set():
+            firings = self._firings.take(self.config.timers_batch_max, 0.5)
+            if not firings:
+                continue
+            try:
+                self._run_batch(self.batch_handler, firings)
+            except Exception:  # the jobs stay in the store and are redelivered
+                log.exception("timer batch of %d failed", len(firings))
+            finally:
+                self._firings.done(firings)
+
+    def _run_batch(self, batch_handler: BatchTimerHandler, firings: list[Firing]) -> None:
+        if not self._keeper.valid:
+            return  # lost the lease after submission: the jobs stay for the next runner
+        retry = set(batch_handler(firings))
+        completed = [f for f in firings if f.key not in retry]
+        if completed:
+            # Tokens are unique per schedule, so this is "each (key, token) pair" in one
+            # delete: a key rescheduled meanwhile has another token and stays.
+            self.jobs.delete_many(
+                {"_id": {"$in": [f.key for f in completed]}, "token": {"$in": [f.token for f in completed]}}
+            )
 
 
 class WakeSignal:

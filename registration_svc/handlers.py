@@ -61,7 +61,7 @@ class Registration:
 
 def submit_job(command: SubmitJob, deps: Registration) -> Job:
     """Store the job and its JobRegistered event, or return the job this user
-    already submitted with the same idempotency key."""
+    already submitted with the same idempotency key (the unique index decides)."""
     definition = deps.catalogue.get(command.definition)
     violations = Violations()
     if definition is None:
@@ -71,9 +71,6 @@ def submit_job(command: SubmitJob, deps: Registration) -> Job:
     parameters, problems = validate_parameters(definition, command.parameters)
     if problems:
         raise InvalidArgument(problems)
-    existing = deps.jobs.by_key(command.owner_id, command.idempotency_key)
-    if existing is not None:
-        return existing
     now = time.time()
     job = Job(
         id=str(uuid.uuid4()),
@@ -87,19 +84,21 @@ def submit_job(command: SubmitJob, deps: Registration) -> Job:
         run_at=command.run_at,
     )
 
+    registered = _registered_event(job)  # built before the transaction: nothing but inserts in it
+
     def work(uow: UnitOfWork) -> None:
-        repository = JobRepository(uow.db)
-        repository.add(job, session=uow.session)
-        deps.outbox.add(uow, _registered_event(job))
+        JobRepository(uow.db).add(job, session=uow.session)
+        deps.outbox.add(uow, registered)
 
     try:
         deps.store.transaction(work)
     except DuplicateKeyError:
-        # a concurrent retry with the same key won the race: answer with its job
-        winner = deps.jobs.by_key(command.owner_id, command.idempotency_key)
-        if winner is None:
+        # The key was used before (or a concurrent retry won the race): answer with
+        # that job. Not looked up first: a repeat is rare, a new job is the common case.
+        existing = deps.jobs.by_key(command.owner_id, command.idempotency_key)
+        if existing is None:
             raise
-        return winner
+        return existing
     return job
 
 
@@ -135,12 +134,8 @@ def cancel_job(command: CancelJob, deps: Registration) -> Job:
 def apply_status_changed(uow: UnitOfWork, event: Event) -> None:
     """Inbox effect of JobStatusChanged: update the read model unless stale."""
     message = unpack(event, job_events_pb2.JobStatusChanged)
-    repository = JobRepository(uow.db)
-    job = repository.get(message.job_id, session=uow.session)
-    if job is None:
-        return  # not ours (another registration database shares the exchange)
-    if job.apply(_status_change(message), time.time()):
-        repository.save(job, session=uow.session)
+    # nothing applies to a job that is not ours (another registration database shares the exchange)
+    JobRepository(uow.db).apply_change(message.job_id, _status_change(message), time.time(), uow.session)
 
 
 def _status_change(message: job_events_pb2.JobStatusChanged) -> StatusChange:

@@ -11,7 +11,9 @@ from mesh.jobs_catalogue import TERMINAL, JobStatus  # noqa: F401 - re-exported 
 
 @dataclass
 class StatusChange:
-    """The scheduler's view of a job at one sequence number (a JobStatusChanged)."""
+    """The scheduler's view of a job at one sequence number (a JobStatusChanged).
+    It applies only to a job whose stored sequence is lower: a stale or repeated
+    update never moves a job backwards (JobRepository.apply_change)."""
 
     sequence: int
     status: JobStatus
@@ -20,6 +22,13 @@ class StatusChange:
     error: str
     attempt: int
     max_attempts: int
+
+    def shown_status(self, cancel_requested: bool) -> JobStatus:
+        """The status readers see once this change applies: a cancel the user asked
+        for and the scheduler has not confirmed yet keeps showing CANCELLING."""
+        if cancel_requested and not self.status.terminal:
+            return JobStatus.CANCELLING
+        return self.status
 
 
 @dataclass
@@ -43,24 +52,6 @@ class Job:
     sequence: int = 0
     cancel_requested: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def apply(self, change: StatusChange, now: float) -> bool:
-        """Apply a status change unless it is stale (sequence not above the last
-        applied one): out-of-order or redelivered updates never move a job back."""
-        if change.sequence <= self.sequence:
-            return False
-        self.sequence = change.sequence
-        self.status = change.status
-        self.progress = change.progress
-        self.result = change.result
-        self.error = change.error
-        self.attempt = change.attempt
-        self.max_attempts = change.max_attempts or self.max_attempts
-        if self.cancel_requested and not self.status.terminal:
-            # the scheduler has not confirmed the cancel yet: keep showing it as asked
-            self.status = JobStatus.CANCELLING
-        self.update_time = now
-        return True
 
     def request_cancel(self, now: float) -> bool:
         """Mark cancellation as asked; False when already asked or cancelled.

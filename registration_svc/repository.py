@@ -11,7 +11,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from mesh.store import Document
-from registration_svc.model import Job, JobStatus
+from registration_svc.model import Job, JobStatus, StatusChange
 
 COLLECTION = "jobs"
 
@@ -44,6 +44,34 @@ class JobRepository:
 
     def save(self, job: Job, session: ClientSession | None = None) -> None:
         self.collection.replace_one({"_id": job.id}, to_document(job), session=session)
+
+    def apply_change(
+        self, job_id: str, change: StatusChange, now: float, session: ClientSession | None = None
+    ) -> bool:
+        """Apply a status change unless it is stale (the job's sequence is not below
+        the change's), as a conditional update without reading the job first: one
+        update, a second only for a job whose cancel is pending. False when nothing
+        applied (stale, repeated, or not this service's job)."""
+        for cancel_requested in (False, True):
+            query: dict[str, Any] = {"_id": job_id, "sequence": {"$lt": change.sequence}}
+            if not change.status.terminal:
+                query["cancel_requested"] = cancel_requested  # decides the status shown
+            fields: dict[str, Any] = {
+                "sequence": change.sequence,
+                "status": int(change.shown_status(cancel_requested)),
+                "progress": change.progress,
+                "result": change.result,
+                "error": change.error,
+                "attempt": change.attempt,
+                "update_time": now,
+            }
+            if change.max_attempts:
+                fields["max_attempts"] = change.max_attempts
+            if self.collection.update_one(query, {"$set": fields}, session=session).matched_count:
+                return True
+            if change.status.terminal:
+                return False
+        return False
 
     def list_for_owner(
         self,

@@ -8,12 +8,14 @@ from mesh import inbox, outbox
 from mesh.admin import mount_admin
 from mesh.jobs_catalogue import load_catalogue
 from mesh.server import MeshServer
+from mesh.timers import DurableTimers
 from scheduler_svc import handlers
 from scheduler_svc.config import SchedulerConfig
 from scheduler_svc.dispatcher import Dispatcher
 from scheduler_svc.handlers import Scheduling
 from scheduler_svc.jobs import KINDS
 from scheduler_svc.service import SchedulerAdminService
+from scheduler_svc.timers import CALLBACK_REF, NAMESPACE
 from scheduler_svc.worker import WorkerPool
 
 SERVICE_NAME = "switchboard.scheduler.v1.SchedulerAdminService"
@@ -27,10 +29,17 @@ def main() -> None:
     store = server.use_store()
     server.use_broker()
     job_outbox = outbox.install(server)
-    deps = Scheduling(store, job_outbox, catalogue)
+
+    def on_timer(key: str, payload: dict[str, object]) -> None:
+        handlers.on_timer(key, deps)
+
+    timers = DurableTimers(config, NAMESPACE, CALLBACK_REF, on_timer)
+    deps = Scheduling(store, job_outbox, catalogue, timers)
     deps.jobs.ensure_indexes()
     dispatcher = Dispatcher(deps, config)
-    deps.wake_dispatcher = dispatcher.wake
+    deps.dispatch = dispatcher.enqueue
+    server.add_worker(timers)
+    server.add_dependency("timers", timers.ready)
     server.add_worker(dispatcher)
     server.add_dependency("work-queue", dispatcher.healthy)
     consumers = [

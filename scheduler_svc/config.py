@@ -6,20 +6,22 @@ from pathlib import Path
 
 from pydantic import Field
 
-from mesh.config import MeshConfig
 from mesh.jobs_catalogue import DEFAULT_CATALOGUE_FILE
+from mesh.timers import TimersConfig
 
 
-class SchedulerConfig(MeshConfig):
-    """Settings of scheduler_svc: dispatch cadence, workers, leases and limits."""
+class SchedulerConfig(TimersConfig):
+    """Settings of scheduler_svc: dispatch, workers, leases and limits (the jobs'
+    durable timers: TimersConfig)."""
 
     service_name: str = "scheduler"
     grpc_port: int = 50054
     job_catalogue_file: Path = DEFAULT_CATALOGUE_FILE
     work_queue: str = Field("scheduler.work", description="work queue <queue_prefix><name>")
     worker_threads: int = Field(2, ge=0, description="in-process workers; 0 leaves the work to separate ones")
-    dispatch_interval_s: float = Field(0.5, gt=0, description="longest pause between sweeps")
-    dispatch_batch: int = Field(200, gt=0)
+    dispatch_interval_s: float = Field(1.0, gt=0, description="recovery sweep for unsent work items")
+    dispatch_grace_s: float = Field(5.0, ge=0, description="an unconfirmed work item this late is resent")
+    dispatch_batch: int = Field(200, gt=0, description="most work items published per batch")
     heartbeat_interval_s: float = Field(0.5, gt=0, description="worker heartbeat and cancel-flag poll")
     worker_lease_s: float = Field(3.0, gt=0, description="no heartbeat this long: worker lost")
     retry_delay_s: float = Field(1.0, ge=0, description="pause before the next attempt of a failed job")

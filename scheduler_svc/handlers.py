@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf import json_format
 from switchboard.events.v1 import job_events_pb2
@@ -32,15 +32,25 @@ class JobNotYetKnown(Exception):
     """A cancel request overtook its JobRegistered: the bus retries it later."""
 
 
+class JobTimers(Protocol):
+    """What the handlers use of mesh.timers.DurableTimers (keyed by job id)."""
+
+    def schedule(self, key: str, run_at: float, payload: dict[str, Any]) -> None: ...
+
+    def cancel(self, key: str) -> None: ...
+
+
 @dataclass
 class Scheduling:
-    """What the handlers need: the store, the outbox, the catalogue, and a hook
-    that wakes the dispatcher when a job became due."""
+    """What the handlers need: the store, the outbox, the catalogue, the jobs'
+    durable timers, and `dispatch`, which hands a committed QUEUED job to this
+    process's dispatcher (None in a process without one: its timer then fires at once)."""
 
     store: Store
     outbox: Outbox
     catalogue: Catalogue
-    wake_dispatcher: Callable[[], None] = lambda: None
+    timers: JobTimers
+    dispatch: Callable[[SchedulerJob], None] | None = None
 
     @property
     def jobs(self) -> JobRepository:
@@ -55,16 +65,31 @@ class Scheduling:
             job = repository.get(job_id, session=uow.session)
             if job is None:
                 raise NotFound(f"job {job_id} not found")
-            before = job.sequence
-            outcome = mutate(job, time.time())
-            if job.sequence != before:
+            before = (job.sequence, job.status)
+            now = time.time()
+            outcome = mutate(job, now)
+            if job.sequence != before[0]:
                 repository.save(job, session=uow.session)
-                self.outbox.add(uow, status_event(job))
-                if job.dispatch_at is not None:
-                    uow.after_commit(self.wake_dispatcher)
+                self.recorded(uow, job, before[1], now)
             return job, outcome
 
         return self.store.transaction(work)
+
+    def recorded(self, uow: UnitOfWork, job: SchedulerJob, previous: JobStatus | None, now: float) -> None:
+        """In the job's transaction, after saving it: its status event, and what its
+        new state asks of the timers and the dispatcher."""
+        self.outbox.add(uow, status_event(job))
+        if job.dispatch_at is not None:
+            if job.dispatch_at <= now and self.dispatch is not None:
+                dispatch, snapshot = self.dispatch, job
+                uow.after_commit(lambda: dispatch(snapshot))
+            else:  # before the commit, so a committed job always has its timer (a stray one finds nothing)
+                self.timers.schedule(job.id, job.dispatch_at, {"job_id": job.id})
+        elif job.status == JobStatus.CANCELLED and previous in WAITING:
+            uow.after_commit(lambda: self.timers.cancel(job.id))
+
+
+WAITING = (JobStatus.REGISTERED, JobStatus.QUEUED)  # may have a timer pending
 
 
 # ------------------------------------------------------------------ inbox effects
@@ -73,9 +98,6 @@ class Scheduling:
 def on_job_registered(deps: Scheduling) -> Callable[[UnitOfWork, Event], None]:
     def effect(uow: UnitOfWork, event: Event) -> None:
         message = unpack(event, job_events_pb2.JobRegistered)
-        repository = JobRepository(uow.db)
-        if repository.get(message.job_id, session=uow.session) is not None:
-            return
         now = time.time()
         run_at = message.run_at.ToNanoseconds() / 1e9 if message.HasField("run_at") else None
         definition = deps.catalogue.get(message.definition)
@@ -89,20 +111,22 @@ def on_job_registered(deps: Scheduling) -> Callable[[UnitOfWork, Event], None]:
             create_time=message.create_time.ToNanoseconds() / 1e9 or now,
             update_time=now,
             run_at=run_at,
-            dispatch_at=max(run_at or now, 0.0),
         )
         if definition is None:  # the two services' catalogues disagree: fail it visibly
             job.error = f"unknown job definition {message.definition!r}"
-            job.attempt = 0
             job.status = JobStatus.FAILED
-            job.dispatch_at = None
             job.end_time = now
             job.sequence = 1
-        repository.add(job, session=uow.session)
+        elif run_at is None or run_at <= now:
+            job.queue(now)  # due now: queued in this transaction, no separate turn
+        # A job registered before (a replayed event under a new id) makes this insert
+        # fail with DuplicateKeyError, which the inbox takes as "already processed".
+        JobRepository(uow.db).add(job, session=uow.session)
         if job.sequence:
-            deps.outbox.add(uow, status_event(job))
+            deps.recorded(uow, job, None, now)
         else:
-            uow.after_commit(deps.wake_dispatcher)
+            assert run_at is not None
+            deps.timers.schedule(job.id, run_at, {"job_id": job.id})
 
     return effect
 
@@ -114,15 +138,28 @@ def on_job_cancel_requested(deps: Scheduling) -> Callable[[UnitOfWork, Event], N
         job = repository.get(message.job_id, session=uow.session)
         if job is None:
             raise JobNotYetKnown(f"job {message.job_id} not registered yet")
+        previous, now = job.status, time.time()
         try:
-            changed = job.request_cancel(time.time())
+            changed = job.request_cancel(now)
         except InvalidTransition:
             changed = False  # it finished first: its final status already went out
         if changed:
             repository.save(job, session=uow.session)
-            deps.outbox.add(uow, status_event(job))
+            deps.recorded(uow, job, previous, now)
 
     return effect
+
+
+def on_timer(job_id: str, deps: Scheduling) -> None:
+    """A job's durable timer fired (its run_at, or the end of a retry's delay): a
+    REGISTERED job is queued, a QUEUED one whose work item is still to go out is
+    dispatched. Idempotent: a job in any other state (cancelled, already running) is left alone."""
+    try:
+        job, queued = deps.change(job_id, lambda job, now: job.queue(now))
+    except NotFound:
+        return  # its registration was rolled back after the timer was set
+    if not queued and job.status == JobStatus.QUEUED and job.dispatch_at is not None and deps.dispatch:
+        deps.dispatch(job)
 
 
 # ------------------------------------------------------------------------ admin

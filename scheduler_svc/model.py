@@ -29,8 +29,10 @@ class Attempt:
 
 @dataclass
 class SchedulerJob:
-    """A job as the scheduler stores and runs it. `dispatch_at` is when it must
-    (still) be put on the work queue; None once it is there or never again."""
+    """A job as the scheduler stores and runs it. `dispatch_at` is set while a
+    QUEUED job's work item must (still) go on the work queue: from that time on
+    (now, or a retry's delay later); None once the broker has it, or never again.
+    A REGISTERED job waiting for its `run_at` has none: its durable timer queues it."""
 
     id: str
     owner_id: str
@@ -68,6 +70,7 @@ class SchedulerJob:
             return False
         self.status = JobStatus.QUEUED
         self.queue_time = now
+        self.dispatch_at = now
         self._changed(now)
         return True
 
@@ -92,6 +95,7 @@ class SchedulerJob:
             return False
         self.attempt += 1
         self.status = JobStatus.RUNNING
+        self.dispatch_at = None  # its work item has arrived
         self.progress = 0.0
         self.worker_id = worker_id
         self.start_time = now

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -44,26 +44,23 @@ class JobRepository:
     def save(self, job: SchedulerJob, session: ClientSession | None = None) -> None:
         self.collection.replace_one({"_id": job.id}, to_document(job), session=session)
 
-    def due(self, now: float, limit: int) -> list[str]:
-        """Ids of jobs that must go on the work queue now, oldest due first."""
-        cursor = (
-            self.collection.find({"dispatch_at": {"$ne": None, "$lte": now}}, {"_id": 1})
-            .sort("dispatch_at", ASCENDING)
-            .limit(limit)
-        )
-        return [document["_id"] for document in cursor]
+    def overdue(self, cutoff: float, limit: int) -> list[SchedulerJob]:
+        """QUEUED jobs whose work item was due by `cutoff` and is still not confirmed."""
+        query = {"dispatch_at": {"$ne": None, "$lte": cutoff}, "status": int(JobStatus.QUEUED)}
+        cursor = self.collection.find(query).sort("dispatch_at", ASCENDING).limit(limit)
+        return [to_job(document) for document in cursor]
 
-    def next_due(self) -> float | None:
-        document = self.collection.find_one(
-            {"dispatch_at": {"$ne": None}}, {"dispatch_at": 1}, sort=[("dispatch_at", ASCENDING)]
-        )
-        return float(document["dispatch_at"]) if document else None
-
-    def mark_dispatched(self, job_id: str, dispatch_at: float, sequence: int) -> None:
-        """Clear `dispatch_at` unless the job changed since it was published."""
-        self.collection.update_one(
-            {"_id": job_id, "dispatch_at": dispatch_at, "sequence": sequence}, {"$set": {"dispatch_at": None}}
-        )
+    def mark_dispatched(self, jobs: list[tuple[str, int]]) -> None:
+        """Clear `dispatch_at` of each (job id, sequence) unless the job changed since
+        its work item was published (one write for all)."""
+        if jobs:
+            self.collection.bulk_write(
+                [
+                    UpdateOne({"_id": job_id, "sequence": sequence}, {"$set": {"dispatch_at": None}})
+                    for job_id, sequence in jobs
+                ],
+                ordered=False,
+            )
 
     def cancel_requested(self, job_id: str) -> bool:
         document = self.collection.find_one({"_id": job_id}, {"cancel_requested": 1})

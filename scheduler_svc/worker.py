@@ -22,15 +22,18 @@ from typing import Any
 from switchboard.events.v1 import job_events_pb2
 
 from mesh.bus import Publisher, WorkQueueConsumer
+from mesh.errors import NotFound
 from mesh.events import Event, unpack
 from mesh.jobs_catalogue import load_catalogue
 from mesh.outbox import Outbox, OutboxRelay
 from mesh.store import Store
 from mesh.telemetry import configure_logging
+from mesh.timers import DurableTimers
 from scheduler_svc.config import SchedulerConfig
 from scheduler_svc.handlers import Scheduling
 from scheduler_svc.jobs import KINDS, JobCancelled, JobContext, JobTimedOut
 from scheduler_svc.model import InvalidTransition, JobStatus, SchedulerJob
+from scheduler_svc.timers import CALLBACK_REF, NAMESPACE
 
 log = logging.getLogger(__name__)
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING)
@@ -61,8 +64,19 @@ class JobRunner:
 
     def _claim(self, job_id: str, worker_id: str) -> SchedulerJob | None:
         """Start the next attempt, or None when there is nothing to run (a duplicate
-        item, or a job that ended). A RUNNING job whose worker still beats is
-        waited for: its item may be a duplicate, or that worker may yet die."""
+        item, or a job that ended). A QUEUED job (the usual case) takes one
+        transaction. A RUNNING job whose worker still beats is waited for: its item
+        may be a duplicate, or that worker may yet die."""
+
+        def start_queued(current: SchedulerJob, now: float) -> bool | None:
+            return current.start_attempt(worker_id, now) if current.status == JobStatus.QUEUED else None
+
+        try:
+            claimed, started = self.deps.change(job_id, start_queued)
+        except NotFound:
+            return None
+        if started is not None:
+            return claimed if started else None
         while True:
             job = self.deps.jobs.get(job_id)
             if job is None or job.status not in ACTIVE:
@@ -89,9 +103,10 @@ class JobRunner:
     def _worker_alive(self, job: SchedulerJob) -> bool:
         beat = self.deps.jobs.last_beat(job.id)
         fresh_since = time.time() - self.config.worker_lease_s
-        if beat is None:  # started but never beat yet: judge by the attempt's start
-            return job.start_time is not None and job.start_time > fresh_since
-        return int(beat["attempt"]) == job.attempt and float(beat["at"]) > fresh_since
+        if beat is not None and int(beat["attempt"]) == job.attempt:
+            return float(beat["at"]) > fresh_since
+        # this attempt has not beaten yet (the first beat comes a heartbeat after its start)
+        return job.start_time is not None and job.start_time > fresh_since
 
     def _run(self, job: SchedulerJob) -> Outcome:
         definition = self.deps.catalogue.get(job.definition)
@@ -114,10 +129,12 @@ class JobRunner:
                 outcome.error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
 
         thread = threading.Thread(target=target, name=f"job-{job.id[:8]}", daemon=True)
-        jobs.beat(job.id, job.attempt, job.worker_id, time.time())
         thread.start()
-        while thread.is_alive():
+        while True:
+            # a job done within one heartbeat costs no heartbeat writes: its start time stands in
             thread.join(self.config.heartbeat_interval_s)
+            if not thread.is_alive():
+                break
             jobs.beat(job.id, job.attempt, job.worker_id, time.time())
             if jobs.cancel_requested(job.id):
                 context.cancel.set()
@@ -198,17 +215,27 @@ def main() -> None:
     store = Store(config.mongo_url, config.database, config.mongo_timeout_ms)
     outbox = Outbox(store, config)
     relay = OutboxRelay(store, outbox, Publisher(config, name="worker-outbox"), config)
-    pool = WorkerPool(Scheduling(store, outbox, catalogue), config, max(1, config.worker_threads))
+    # Only schedules (a retry's delay): the scheduler replicas run the timers, never a
+    # worker, so no lease is taken here; the wake-up signal tells the runner at once.
+    timers = DurableTimers(config, NAMESPACE, CALLBACK_REF, _runs_no_timers)
+    pool = WorkerPool(Scheduling(store, outbox, catalogue, timers), config, max(1, config.worker_threads))
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
+    timers.signal.start()
     relay.start_thread()
     pool.start_threads()
     log.info("worker started", extra={"threads": len(pool.consumers)})
     stopping.wait()
     pool.stop_threads()
     relay.stop_thread()
+    timers.signal.stop()
+    timers.client.close()
     store.close()
+
+
+def _runs_no_timers(key: str, payload: dict[str, Any]) -> None:
+    raise RuntimeError(f"timer {key} delivered to a worker process")
 
 
 if __name__ == "__main__":

@@ -9,11 +9,12 @@ from switchboard.session.v1 import session_service_pb2_grpc
 
 import mesh.outbox
 from mesh.server import MeshServer
-from mesh.timers import DurableTimers
+from mesh.timers import DurableTimers, Firing
 from session_svc import handlers, repository
 from session_svc.config import SessionConfig
 from session_svc.notify import ChangeNotifier
 from session_svc.service import SessionService
+from session_svc.starts import StartBatcher
 from session_svc.timers import CALLBACK_REF, NAMESPACE
 
 SERVICE_NAME = "switchboard.session.v1.SessionService"
@@ -32,15 +33,22 @@ def main() -> None:
     def on_timer(key: str, payload: dict[str, object]) -> None:
         handlers.on_timer(key, payload, deps_holder[0])
 
-    timers = DurableTimers(config, NAMESPACE, CALLBACK_REF, on_timer)
+    def on_timers(firings: list[Firing]) -> list[str]:
+        return handlers.on_timers(firings, deps_holder[0])
+
+    timers = DurableTimers(config, NAMESPACE, CALLBACK_REF, on_timer, batch_handler=on_timers)
     deps = handlers.Deps(config, store, outbox, timers, ChangeNotifier())
     deps_holder.append(deps)
     repository.ensure_indexes(store.db[repository.COLLECTION])
     outbox.ensure_indexes()
     server.add_worker(timers)
     server.add_dependency("timers", timers.ready)
+    starts = StartBatcher(deps, config.session_start_batch_max)
+    server.add_worker(starts)
     server.add_service(
-        SERVICE_NAME, SessionService(deps), session_service_pb2_grpc.add_SessionServiceServicer_to_server
+        SERVICE_NAME,
+        SessionService(deps, starts),
+        session_service_pb2_grpc.add_SessionServiceServicer_to_server,
     )
     server.run()
 

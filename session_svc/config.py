@@ -18,4 +18,6 @@ class SessionConfig(TimersConfig):
     session_max_turn_attempts: int = Field(100, gt=0, description="optimistic-concurrency retries")
     session_watch_poll_s: float = Field(0.1, gt=0, le=0.2, description="watch re-read interval")
     session_watch_tick_s: float = Field(1.0, gt=0, description="TICK interval of WatchSession")
+    session_batch_attempts: int = Field(5, gt=0, description="tries of one batch transaction when busy")
+    session_start_batch_max: int = Field(100, gt=0, description="most starts sharing one transaction")
     session_max_seconds: int = Field(86_400, gt=0, description="largest prepaid/recharge amount")

@@ -26,7 +26,7 @@ from mesh.auth import Principal
 from mesh.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
 from mesh.outbox import Outbox
 from mesh.store import Document, Store, UnitOfWork
-from mesh.timers import DurableTimers
+from mesh.timers import DurableTimers, Firing
 from session_svc import model
 from session_svc.config import SessionConfig
 from session_svc.events import event_for
@@ -89,13 +89,15 @@ class EndSession:
 
 def start_session(command: StartSession, deps: Deps) -> Session:
     for attempt in range(1, deps.config.session_max_turn_attempts + 1):
-        existing = deps.repository.by_start_request(command.customer_id, command.request_id)
-        if existing is not None:
-            return existing  # a retry of the request (or our own commit whose reply was lost)
         try:
             return deps.transaction(lambda uow: _insert_started(uow, command, deps))
         except DuplicateKeyError:
-            continue  # a concurrent retry of the same request won: return it
+            # A retry of the request (or of our own commit whose reply was lost): the
+            # unique index says so without a read before every start.
+            existing = deps.repository.by_start_request(command.customer_id, command.request_id)
+            if existing is not None:
+                return existing
+            continue
         except PyMongoError as exc:
             if not _retryable(exc):
                 raise
@@ -103,8 +105,8 @@ def start_session(command: StartSession, deps: Deps) -> Session:
     raise Aborted("could not start the session; retry")
 
 
-def _insert_started(uow: UnitOfWork, command: StartSession, deps: Deps) -> Session:
-    now = time.time()
+def new_session(command: StartSession, now: float, deps: Deps) -> Session:
+    """A started session (not yet stored) that names its first timer."""
     session = model.start(
         str(uuid.uuid4()),
         command.customer_id,
@@ -115,7 +117,22 @@ def _insert_started(uow: UnitOfWork, command: StartSession, deps: Deps) -> Sessi
         now,
         deps.policy,
     )
-    timed = _with_timer_key(session)
+    return with_timer_key(session)
+
+
+def notify_after_commit(uow: UnitOfWork, deps: Deps, sessions: list[Session]) -> None:
+    """Wake the watchers of `sessions` once `uow` has committed."""
+
+    def notify() -> None:
+        for session in sessions:
+            deps.notifier.notify(session.id)
+
+    uow.after_commit(notify)
+
+
+def _insert_started(uow: UnitOfWork, command: StartSession, deps: Deps) -> Session:
+    now = time.time()
+    timed = new_session(command, now, deps)
     SessionRepository(uow.db[COLLECTION]).add(timed, uow.session)
     _schedule(deps, timed)
     deps.outbox.add(uow, event_for(timed, now))
@@ -148,11 +165,7 @@ def end_session(command: EndSession, principal: Principal, deps: Deps) -> Sessio
 
 def on_timer(key: str, payload: dict[str, Any], deps: Deps) -> None:
     """A session timer fired (on the lease holder, at least once per schedule)."""
-    session_id, version, run_at = (
-        str(payload["session_id"]),
-        int(payload["version"]),
-        float(payload["run_at"]),
-    )
+    session_id, version, run_at = _timer_payload(payload)
 
     def decide(current: Session, now: float) -> Session | None:
         if current.timer_key != key or current.version != version:
@@ -162,6 +175,73 @@ def on_timer(key: str, payload: dict[str, Any], deps: Deps) -> None:
         return model.fire(current, max(now, run_at), deps.policy)
 
     _turn(deps, session_id, decide)
+
+
+def on_timers(firings: list[Firing], deps: Deps) -> list[str]:
+    """Timers that came due together: one transaction for all of them (each still a
+    compare-and-set on its session's version); if any lost a race, one turn each.
+    Returns the keys to retry."""
+    try:
+        batch_transaction(deps, lambda uow: _fire_batch(uow, deps, firings))
+        return []
+    except (_Conflict, PyMongoError) as exc:
+        # Safe whatever the commit's fate: the turns below re-read and are idempotent.
+        log.info(
+            "timer batch falls back to single turns", extra={"size": len(firings), "error": str(exc)[:200]}
+        )
+    failed = []
+    for firing in firings:
+        try:
+            on_timer(firing.key, firing.payload, deps)
+        except Exception:
+            log.exception("timer %s failed; it is retried", firing.key)
+            failed.append(firing.key)
+    return failed
+
+
+def batch_transaction(deps: Deps, work: Callable[[UnitOfWork], T]) -> T:
+    """One transaction for a whole batch, tried again while the store reports a
+    transient conflict (a busy database), so a batch is not split into single
+    transactions just when the store is busiest. Other errors propagate."""
+    attempts = deps.config.session_batch_attempts
+    for attempt in range(1, attempts + 1):
+        try:
+            return deps.transaction(work)
+        except PyMongoError as exc:
+            if isinstance(exc, DuplicateKeyError) or not _retryable(exc) or attempt == attempts:
+                raise
+        _backoff(attempt)
+    raise AssertionError("unreachable")
+
+
+def _fire_batch(uow: UnitOfWork, deps: Deps, firings: list[Firing]) -> None:
+    repository = SessionRepository(uow.db[COLLECTION])
+    current = repository.get_many(sorted({str(f.payload["session_id"]) for f in firings}), uow.session)
+    now = time.time()
+    changes: dict[str, tuple[Session, int]] = {}
+    for firing in firings:
+        session_id, version, run_at = _timer_payload(firing.payload)
+        session = current.get(session_id)
+        if session is None or session_id in changes:
+            continue
+        if session.timer_key != firing.key or session.version != version:
+            continue  # stale: the session changed and named another timer
+        decided = model.fire(session, max(now, run_at), deps.policy)
+        if decided is not None:
+            changes[session_id] = (with_timer_key(decided), session.version)
+    if not changes:
+        return
+    if not repository.replace_many_if_version(list(changes.values()), uow.session):
+        raise _Conflict()
+    news = [new for new, _ in changes.values()]
+    deps.timers.schedule_many([timer for timer in map(timer_of, news) if timer is not None])
+    deps.outbox.add_many(uow, [event_for(new, now) for new in news])
+    # The fired keys are completed by the timers themselves: nothing to cancel.
+    notify_after_commit(uow, deps, news)
+
+
+def _timer_payload(payload: dict[str, Any]) -> tuple[str, int, float]:
+    return str(payload["session_id"]), int(payload["version"]), float(payload["run_at"])
 
 
 def _visible(session: Session | None, principal: Principal) -> Session:
@@ -211,7 +291,7 @@ def _attempt(uow: UnitOfWork, deps: Deps, session_id: str, decide: Decision) -> 
     decided = decide(current, now)
     if decided is None:
         return current
-    new = _with_timer_key(decided)
+    new = with_timer_key(decided)
     if not repository.replace_if_version(new, current.version, uow.session):
         raise _Conflict()
     _schedule(deps, new)
@@ -227,7 +307,7 @@ def _attempt(uow: UnitOfWork, deps: Deps, session_id: str, decide: Decision) -> 
     return new
 
 
-def _with_timer_key(session: Session) -> Session:
+def with_timer_key(session: Session) -> Session:
     import dataclasses
 
     due = model.next_timer(session)
@@ -235,13 +315,19 @@ def _with_timer_key(session: Session) -> Session:
     return dataclasses.replace(session, timer_key=key)
 
 
-def _schedule(deps: Deps, session: Session) -> None:
+def timer_of(session: Session) -> tuple[str, float, Document] | None:
+    """The (key, run_at, payload) of the session's next timer, if it has one."""
     due = model.next_timer(session)
     if due is None or session.timer_key is None:
-        return
+        return None
     _, run_at = due
-    payload: Document = {"session_id": session.id, "version": session.version, "run_at": run_at}
-    deps.timers.schedule(session.timer_key, run_at, payload)
+    return session.timer_key, run_at, {"session_id": session.id, "version": session.version, "run_at": run_at}
+
+
+def _schedule(deps: Deps, session: Session) -> None:
+    timer = timer_of(session)
+    if timer is not None:
+        deps.timers.schedule(*timer)
 
 
 __all__ = [
@@ -250,9 +336,11 @@ __all__ = [
     "FailedPrecondition",
     "Recharge",
     "StartSession",
+    "batch_transaction",
     "end_session",
     "get_session",
     "on_timer",
+    "on_timers",
     "recharge",
     "start_session",
 ]

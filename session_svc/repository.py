@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 
@@ -52,12 +52,19 @@ class SessionRepository:
         document = self.collection.find_one({"_id": session_id}, session=session)
         return None if document is None else from_document(document)
 
+    def get_many(self, session_ids: list[str], session: ClientSession | None = None) -> dict[str, Session]:
+        documents = self.collection.find({"_id": {"$in": session_ids}}, session=session)
+        return {str(document["_id"]): from_document(document) for document in documents}
+
     def by_start_request(self, customer_id: str, request_id: str) -> Session | None:
         document = self.collection.find_one({"customer_id": customer_id, "start_request_id": request_id})
         return None if document is None else from_document(document)
 
     def add(self, new: Session, session: ClientSession) -> None:
         self.collection.insert_one(to_document(new), session=session)
+
+    def add_many(self, new: list[Session], session: ClientSession) -> None:
+        self.collection.insert_many([to_document(s) for s in new], session=session)
 
     def replace_if_version(self, new: Session, expected_version: int, session: ClientSession) -> bool:
         """Compare-and-set: write `new` only if the stored version is still `expected_version`."""
@@ -71,6 +78,17 @@ class SessionRepository:
             session=session,
         )
         return found is not None
+
+    def replace_many_if_version(self, changes: list[tuple[Session, int]], session: ClientSession) -> bool:
+        """Compare-and-set of several sessions in one write: `(new, expected_version)`
+        each; False when any of them lost (the caller's transaction must then abort)."""
+        updates = []
+        for new, expected_version in changes:
+            document = to_document(new)
+            document.pop("_id")
+            updates.append(UpdateOne({"_id": new.id, "version": expected_version}, {"$set": document}))
+        result = self.collection.bulk_write(updates, session=session)
+        return result.matched_count == len(changes)
 
     def page(self, filters: Document, after: tuple[float, str] | None, limit: int) -> list[Session]:
         """Newest first; `after` is the (create_time, id) of the previous page's last row."""

@@ -18,6 +18,7 @@ from mesh.protos import optional_timestamp
 from session_svc import handlers
 from session_svc.handlers import Deps
 from session_svc.model import TERMINAL, Change, Session, State
+from session_svc.starts import StartBatcher
 
 MAX_ID = 128
 DEFAULT_PAGE_SIZE = 50
@@ -48,8 +49,9 @@ def to_proto(session: Session, now: float) -> pb.Session:
 class SessionService(session_service_pb2_grpc.SessionServiceServicer):
     """Paid chat sessions with server-owned pause-for-recharge timers."""
 
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, starts: StartBatcher | None = None) -> None:
         self.deps = deps
+        self.starts = starts  # group commit of starts (None: one transaction each)
 
     async def StartSession(self, request: pb.StartSessionRequest, context: Any) -> pb.StartSessionResponse:
         principal = current_principal()
@@ -70,7 +72,10 @@ class SessionService(session_service_pb2_grpc.SessionServiceServicer):
         command = handlers.StartSession(
             customer_id, request.advisor_id, request.prepaid_seconds, request.room_id, request.request_id
         )
-        session = await asyncio.to_thread(handlers.start_session, command, self.deps)
+        if self.starts is not None:
+            session = await asyncio.wrap_future(self.starts.submit(command))
+        else:
+            session = await asyncio.to_thread(handlers.start_session, command, self.deps)
         return pb.StartSessionResponse(session=to_proto(session, time.time()))
 
     async def GetSession(self, request: pb.GetSessionRequest, context: Any) -> pb.GetSessionResponse:

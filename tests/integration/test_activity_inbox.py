@@ -15,7 +15,7 @@ from activity_svc.notifier import ChangeNotifier
 from mesh.config import MeshConfig
 from mesh.events import Event, new_event
 from mesh.inbox import Inbox
-from mesh.store import Store
+from mesh.store import Store, UnitOfWork
 from tests.support.processes import EmbeddedMongo, unique
 
 
@@ -74,3 +74,25 @@ def test_a_commit_notifies_watchers(store: Store, inbox: Inbox) -> None:
     inbox.handle(event, recorder)
     inbox.handle(event, recorder)  # a duplicate commits nothing, so notifies nobody
     assert calls == [1]
+
+
+def test_events_of_one_transaction_add_up_across_days_and_buckets(store: Store) -> None:
+    recorder = StatsRecorder(ChangeNotifier(), 900)
+    events = [
+        created(5, dt.datetime(2024, 5, 4, 23, 50, tzinfo=dt.UTC)),
+        created(6, dt.datetime(2024, 5, 4, 23, 55, tzinfo=dt.UTC), "USD"),
+        created(7, dt.datetime(2024, 5, 5, 0, 5, tzinfo=dt.UTC)),
+        created(8, dt.datetime(2024, 5, 5, 0, 20, tzinfo=dt.UTC)),
+    ]
+
+    def record_all(uow: UnitOfWork) -> None:
+        for event in events:
+            recorder(uow, event)
+
+    store.transaction(record_all)
+    first, second = StatsQueries(store).range(dt.date(2024, 5, 4), dt.date(2024, 5, 5), "")
+    assert (first.figures.orders_placed, first.figures.revenue) == (2, {"EUR": 5, "USD": 6})
+    assert (second.figures.orders_placed, second.figures.revenue) == (2, {"EUR": 15})
+    # the buckets hold the same sums: Lagos (UTC+1) regroups all four into its 5 May
+    lagos = StatsQueries(store).range(dt.date(2024, 5, 5), dt.date(2024, 5, 5), "Africa/Lagos")[0]
+    assert (lagos.figures.orders_placed, lagos.figures.revenue) == (4, {"EUR": 20, "USD": 6})

@@ -159,3 +159,27 @@ def test_replica_binds_a_room_only_while_it_has_local_listeners(
     assert f"room.{room.id}" in bindings(exchange)
     listener.stop()
     assert wait_until(lambda: f"room.{room.id}" not in bindings(exchange), 15, 0.5)
+
+
+def test_follow_all_stream_picks_up_rooms_joined_later_and_drops_rooms_left(
+    replicas: Replicas, token: Callable[..., str], followers: list[Follower]
+) -> None:
+    one, _ = replicas
+    alice = ChatClient(one.target, token("alice", "customer"))
+    bob = ChatClient(one.target, token("bob", "customer"))
+    first = alice.create_group("first", ["bob"])
+    unsubscribed: list[str] = []
+    everything = Follower(targets=[one.target], token=bob.token, room_ids=[])
+    everything.on_event = lambda r: (
+        unsubscribed.append(r.room_unsubscribed.room_id)
+        if r.WhichOneof("event") == "room_unsubscribed"
+        else None
+    )
+    followers.append(everything.start())
+    assert everything.wait_subscribed(10)
+    later = alice.create_group("later", ["bob"])
+    assert wait_until(lambda: later.id in everything.positions, 10)
+    alice.send(later.id, "in the later room")
+    assert wait_until(lambda: everything.bodies() == ["in the later room"], 10)
+    bob.stub.LeaveRoom(pb.LeaveRoomRequest(room_id=first.id), metadata=bob.metadata, timeout=10)
+    assert wait_until(lambda: unsubscribed == [first.id], 10)

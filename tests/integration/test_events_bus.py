@@ -8,7 +8,6 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from google.protobuf.wrappers_pb2 import Int64Value
@@ -21,26 +20,13 @@ from mesh.events import Event, new_event
 from mesh.outbox import FAILED, Outbox, OutboxRelay
 from mesh.processes import wait_until
 from mesh.store import Store
-from tests.support.events import Recorder, event_config
-from tests.support.processes import EmbeddedMongo
+from tests.support.events import Recorder
 
 EVENT_TYPE = "test.counted.v1"
 
 
 def event(n: int, subject: str = "") -> Event:
     return new_event(EVENT_TYPE, "test", subject or f"n/{n}", Int64Value(value=n))
-
-
-@pytest.fixture
-def config(mongo: EmbeddedMongo, isolation: dict[str, str]) -> MeshConfig:
-    return event_config(mongo.url, isolation)
-
-
-@pytest.fixture
-def store(config: MeshConfig) -> Iterator[Store]:
-    store = Store(config.mongo_url, config.database)
-    yield store
-    store.close()
 
 
 def write_events(store: Store, outbox: Outbox, numbers: range, batch: int = 20) -> None:

@@ -36,6 +36,7 @@ CONSUMER_QUEUES = (
     "scheduler.job-registered",
     "scheduler.job-cancel",
     "scheduler.work",
+    "activity",
 )
 
 
@@ -49,6 +50,7 @@ class JobsMesh:
     isolation: dict[str, str]
     registration: ServiceProcess | None = None
     scheduler: ServiceProcess | None = None
+    activity: ServiceProcess | None = None
     channels: list[grpc.Channel] = field(default_factory=list)
     processes: list[ServiceProcess] = field(default_factory=list)
 
@@ -67,6 +69,11 @@ class JobsMesh:
         env = {**FAST_SCHEDULER, **LEAN_BUS, "MONGO_DB": self.databases["scheduler"], **extra}
         self.scheduler = self._start("scheduler_svc", **env)
         return self.scheduler
+
+    def start_activity(self) -> ServiceProcess:
+        """activity_svc on the same exchange (the daily_report job asks it for figures)."""
+        self.activity = self._start("activity_svc", MONGO_DB=self.databases["activity"], **LEAN_BUS)
+        return self.activity
 
     def start_worker(self) -> ServiceProcess:
         env = {**FAST_SCHEDULER, **LEAN_BUS, "MONGO_DB": self.databases["scheduler"], "WORKER_THREADS": "1"}

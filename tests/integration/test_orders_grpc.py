@@ -93,6 +93,17 @@ def test_repeated_idempotency_key_returns_the_first_order(
     assert again.id == first.id
 
 
+def test_repeated_key_with_other_lines_answers_the_first_order_unchanged(
+    stub: Stub, token: Callable[..., str], who: Callable[[str], str]
+) -> None:
+    auth = bearer(token(who("alice"), "customer"))
+    original = pb.PlaceOrderRequest(lines=[line("A", 1)], idempotency_key="k")
+    first = stub.PlaceOrder(original, metadata=auth).order
+    retry = pb.PlaceOrderRequest(lines=[line("B", 5, currency="USD")], idempotency_key="k")
+    assert stub.PlaceOrder(retry, metadata=auth).order == first
+    assert [o.id for o in stub.ListOrders(pb.ListOrdersRequest(), metadata=auth).orders] == [first.id]
+
+
 def test_same_key_of_two_customers_makes_two_orders(
     stub: Stub, token: Callable[..., str], who: Callable[[str], str]
 ) -> None:

@@ -1,10 +1,11 @@
 """The Subscribe stream's ordering rules with in-memory fakes: replay then live,
-duplicates dropped, gaps filled from the store, filtered messages never taken
-for losses, overflow ends the stream."""
+duplicates dropped, early arrivals held for their turn, gaps filled from the
+store, filtered messages never taken for losses, overflow ends the stream."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from switchboard.chat.v1 import chat_service_pb2 as pb
 
 from chat_svc.config import ChatConfig
 from chat_svc.convert import message_to_proto
-from chat_svc.hub import LatestSequence, Listener
+from chat_svc.hub import LatestSequence, Listener, Membership, SeenSequences
 from chat_svc.model import AudienceKind, Message, Room, RoomKind, addressed_to
 from chat_svc.stream import Subscription
 from mesh.auth import Principal
@@ -70,17 +71,27 @@ class FakeHub:
     def remove(self, room_id: str, listener: Listener) -> None:
         pass
 
+    def open(self, listener: Listener) -> None:
+        pass
 
-class FakePresence:
-    def connect(self, user_id: str, room_ids: list[str]) -> str:
-        return "c1"
-
-    def disconnect(self, connection_id: str, user_id: str, room_ids: list[str]) -> None:
+    def close(self, listener: Listener) -> None:
         pass
 
 
-def subscription(repo: FakeRepo, hub: FakeHub, after: int | None, buffer: int = 100) -> Subscription:
-    config = ChatConfig(chat_subscriber_buffer=buffer, chat_heartbeat_s=30, chat_membership_check_s=30)
+class FakePresence:
+    def connect(self, user_id: str) -> str:
+        return "c1"
+
+    def disconnect(self, connection_id: str) -> None:
+        pass
+
+
+def subscription(
+    repo: FakeRepo, hub: FakeHub, after: int | None, buffer: int = 100, heartbeat_s: float = 30
+) -> Subscription:
+    config = ChatConfig(
+        chat_subscriber_buffer=buffer, chat_heartbeat_s=heartbeat_s, chat_membership_check_s=30
+    )
     positions = {} if after is None else {ROOM: after}
     handlers: Any = FakeHandlers(repo)
     return Subscription(config, handlers, hub, FakePresence(), Principal("bob"), [ROOM], positions)  # type: ignore[arg-type]
@@ -116,12 +127,25 @@ async def test_live_duplicate_of_a_replayed_message_is_dropped() -> None:
     assert bodies(await take(stream, 1)) == ["b"]
 
 
-async def test_gap_in_live_sequence_is_filled_from_the_store() -> None:
+async def test_message_ahead_of_its_turn_waits_for_the_missing_one_without_a_store_read() -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    stream = subscription(repo, hub, after=None).run()
+    await take(stream, 1)
+    reads = repo.reads
+    first = repo.add("committed first")
+    hub.listeners[0].offer(repo.add("published first"))
+    hub.listeners[0].offer(first)
+    assert bodies(await take(stream, 2)) == ["committed first", "published first"]
+    assert repo.reads == reads
+
+
+async def test_gap_still_open_at_the_latest_sequence_check_is_filled_from_the_store() -> None:
     repo, hub = FakeRepo(), FakeHub()
     stream = subscription(repo, hub, after=None).run()
     await take(stream, 1)
     repo.add("lost in fan-out")
     hub.listeners[0].offer(repo.add("arrived"))
+    hub.listeners[0].offer(LatestSequence(ROOM, 1))
     assert bodies(await take(stream, 2)) == ["lost in fan-out", "arrived"]
 
 
@@ -155,6 +179,33 @@ async def test_overflowing_listener_ends_the_stream_with_resource_exhausted() ->
         await take(stream, 3)
 
 
+async def test_membership_tick_after_the_idle_time_sends_a_heartbeat() -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    stream = subscription(repo, hub, after=None, heartbeat_s=0.01).run()
+    await take(stream, 1)
+    await asyncio.sleep(0.02)
+    hub.listeners[0].offer(Membership(frozenset({ROOM}), time.monotonic()))
+    assert (await take(stream, 1))[0].WhichOneof("event") == "heartbeat"
+
+
+async def test_membership_without_the_room_unsubscribes_it() -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    stream = subscription(repo, hub, after=None).run()
+    await take(stream, 1)
+    hub.listeners[0].offer(Membership(frozenset(), time.monotonic()))
+    assert (await take(stream, 1))[0].room_unsubscribed.room_id == ROOM
+
+
+async def test_membership_read_before_the_stream_started_is_ignored() -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    read_before = time.monotonic()
+    stream = subscription(repo, hub, after=None).run()
+    await take(stream, 1)
+    hub.listeners[0].offer(Membership(frozenset(), read_before))
+    hub.listeners[0].offer(repo.add("still followed"))
+    assert bodies(await take(stream, 1)) == ["still followed"]
+
+
 @pytest.mark.parametrize(
     ("audience", "recipients", "user", "expected"),
     [
@@ -168,3 +219,9 @@ def test_message_is_addressed_to_recipients_and_sender(
     audience: AudienceKind, recipients: list[str], user: str, expected: bool
 ) -> None:
     assert addressed_to(audience, recipients, "alice", user) is expected
+
+
+def test_hub_offers_each_sequence_of_a_room_once_even_out_of_order() -> None:
+    seen = SeenSequences()
+    arrivals = [5, 4, 5, 6, 4, 7, 6]
+    assert [s for s in arrivals if seen.first_time(s)] == [5, 4, 6, 7]

@@ -47,6 +47,13 @@ def test_only_the_current_attempt_can_finish_the_job_once() -> None:
     assert job.status == JobStatus.SUCCEEDED and job.sequence == 3
 
 
+def test_a_queued_job_awaits_its_work_item_until_an_attempt_starts() -> None:
+    job = _job()
+    job.dispatch_at = None
+    assert job.queue(1.0) and job.dispatch_at == 1.0
+    assert job.start_attempt("w1", 2.0) and job.dispatch_at is None
+
+
 def test_a_failed_attempt_is_queued_again_while_attempts_are_left() -> None:
     job = _running(max_attempts=2)
     job.fail(1, "boom", 3.0, retry_delay_s=0.5)
