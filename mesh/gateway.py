@@ -70,6 +70,9 @@ class GatewaySettings(BaseSettings):
     unhealthy_threshold: int = Field(2, gt=0)
     connect_timeout_s: float = Field(1.0, gt=0)
     stream_idle_timeout_s: float = Field(3600.0, gt=0, description="idle limit of live streams")
+    max_request_body_bytes: int = Field(
+        4 * 1024 * 1024, gt=0, description="largest REST body transcoded (413 above): the services' limit"
+    )
     cors_allow_origin_regex: str = ".*"
     jwt_issuer: str = "switchboard"
     jwt_audience: str = "switchboard"

@@ -6,7 +6,8 @@ are one conditional `find_one_and_update` (held by me, or expired); a rival
 holder makes the upsert collide on `_id`, which means "not acquired".
 
 `LeaseKeeper` runs the renew loop on a thread: renew every ttl/3 while held,
-retry every `standby_poll_s` while not, and call `on_acquired` / `on_lost` on
+retry every `standby_poll_s` while not (or at the rival's expiry, when that comes
+sooner, so a takeover does not wait out a poll interval), and call `on_acquired` / `on_lost` on
 changes. A renewal that fails or cannot finish within ttl/3 counts as lost at
 once, so the old holder stops before a rival can acquire the expired lease.
 """
@@ -31,6 +32,7 @@ from mesh.store import Document
 log = logging.getLogger(__name__)
 
 COLLECTION = "leases"
+EXPIRY_MARGIN_S = 0.01  # a standby tries this long after the rival's expiry
 
 
 def default_owner() -> str:
@@ -46,10 +48,13 @@ class Lease:
         self.name = name
         self.owner = owner
         self.ttl_s = ttl_s
+        # When the lease held by another owner expires (epoch s), as last seen by `try_acquire`.
+        self.rival_expires_at: float | None = None
 
     def try_acquire(self) -> bool:
         """True when this owner holds the lease for the next `ttl_s` seconds."""
         now = time.time()
+        self.rival_expires_at = None
         try:
             document = self.collection.find_one_and_update(
                 {"_id": self.name, "$or": [{"owner": self.owner}, {"expires_at": {"$lt": now}}]},
@@ -58,7 +63,11 @@ class Lease:
                 return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:
-            return False  # another owner holds an unexpired lease
+            # Another owner holds an unexpired lease: note until when.
+            rival = self.collection.find_one({"_id": self.name}, {"expires_at": 1})
+            if rival is not None and rival.get("expires_at") is not None:
+                self.rival_expires_at = float(rival["expires_at"])
+            return False
         return document is not None and document.get("owner") == self.owner
 
     def release(self) -> None:
@@ -122,7 +131,14 @@ class LeaseKeeper:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._set_held(self._attempt())
-            self._stop.wait(self.renew_interval_s if self.held else self._standby_poll_s)
+            self._stop.wait(self.renew_interval_s if self.held else self._standby_wait_s())
+
+    def _standby_wait_s(self) -> float:
+        """Until the next attempt: the poll interval, or just past the rival's expiry if sooner."""
+        expires_at = self.lease.rival_expires_at
+        if expires_at is None:
+            return self._standby_poll_s
+        return min(self._standby_poll_s, max(0.0, expires_at - time.time()) + EXPIRY_MARGIN_S)
 
     def _attempt(self) -> bool:
         # A renewal must finish well before the lease expires; otherwise we could

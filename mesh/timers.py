@@ -88,6 +88,15 @@ log = logging.getLogger(__name__)
 TimerHandler = Callable[[str, dict[str, Any]], None]
 STORE_RETRY_S = 1.0  # a scheduler round that failed on the store runs again after this
 
+import os as _os  # TEMP trace
+_TRACE_DIR = _os.environ.get("TIMERS_TRACE_DIR")
+_trace_file = open(f"{_TRACE_DIR}/trace-{_os.getpid()}.log", "a", buffering=1) if _TRACE_DIR else None  # noqa: SIM115
+
+
+def _trace(*fields: Any) -> None:  # TEMP trace
+    if _trace_file is not None:
+        _trace_file.write(" ".join(str(f) for f in fields) + "\n")
+
 
 @dataclass(frozen=True)
 class Firing:
@@ -221,6 +230,7 @@ class _Scheduler(BackgroundScheduler):
 
     def _process_jobs(self) -> float | None:
         wait_seconds: float | None
+        _t0 = time.time()
         try:
             if self.timer_store is None:
                 wait_seconds = super()._process_jobs()
@@ -231,6 +241,7 @@ class _Scheduler(BackgroundScheduler):
             log.warning("timer round failed, retrying: %s", exc)
             wait_seconds = STORE_RETRY_S
         self.next_wakeup_at = math.inf if wait_seconds is None else time.time() + wait_seconds
+        _trace("R", _t0, time.time(), wait_seconds)
         return wait_seconds
 
 
@@ -262,7 +273,7 @@ class _FiringQueue:
             if firing.token in self._pending or firing.token in self._in_flight:
                 return
             self._pending[firing.token] = firing
-            self._changed.notify()
+            self._changed.notify_all()
 
     def take(self, max_count: int, timeout_s: float) -> list[Firing]:
         """Up to `max_count` firings, oldest first (waits up to `timeout_s` for one)."""
@@ -276,6 +287,12 @@ class _FiringQueue:
     def done(self, firings: list[Firing]) -> None:
         with self._changed:
             self._in_flight.difference_update(f.token for f in firings)
+            self._changed.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no firing is queued or being handled (at most `timeout_s`)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._pending and not self._in_flight, timeout_s)
 
     def wake(self) -> None:
         with self._changed:
@@ -373,6 +390,11 @@ class DurableTimers:
         document = self.jobs.find_one({"_id": key}, {"next_run_time": 1})
         return None if document is None else float(document["next_run_time"])
 
+    def wait_for_firings(self, timeout_s: float) -> bool:
+        """Wait (at most `timeout_s`) until this replica has no due firing queued or
+        being handled: work that competes with timers for the store can yield to them."""
+        return self._firings.wait_idle(timeout_s)
+
     @property
     def is_runner(self) -> bool:
         return self._keeper.held
@@ -449,6 +471,7 @@ class DurableTimers:
         """Run the handler, then complete the timer unless it was replaced meanwhile
         (with a batch handler: queue the firing for the next batch)."""
         if self.batch_handler is not None:
+            _trace("F", key, payload.get("run_at"), time.time())
             self._firings.put(Firing(key, token, payload))
             return
         if not self._keeper.valid:
@@ -467,8 +490,10 @@ class DurableTimers:
             firings = self._firings.take(self.config.timers_batch_max, 0.5)
             if not firings:
                 continue
+            _t0 = time.time()
             try:
                 self._run_batch(self.batch_handler, firings)
+                _trace("B", _t0, time.time(), len(firings), min(float(f.payload.get("run_at", 0)) for f in firings))
             except Exception:  # the jobs stay in the store and are redelivered
                 log.exception("timer batch of %d failed", len(firings))
             finally:

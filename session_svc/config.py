@@ -20,4 +20,7 @@ class SessionConfig(TimersConfig):
     session_watch_tick_s: float = Field(1.0, gt=0, description="TICK interval of WatchSession")
     session_batch_attempts: int = Field(5, gt=0, description="tries of one batch transaction when busy")
     session_start_batch_max: int = Field(100, gt=0, description="most starts sharing one transaction")
+    session_start_yield_s: float = Field(
+        0.1, ge=0, description="longest a start batch waits for due timers being applied"
+    )
     session_max_seconds: int = Field(86_400, gt=0, description="largest prepaid/recharge amount")

@@ -66,12 +66,18 @@ class StartBatcher:
             batch = self._take()
             if batch is None:
                 return
+            _t0 = time.time()
             self.start_batch(batch)
+            from mesh.timers import _trace  # TEMP
+            _trace("S", _t0, time.time(), len(batch))
 
     def _take(self) -> list[_Pending] | None:
         first = self._queue.get()
         if first is None:
             return None
+        # Due timers first: a start transaction holds the sessions database, so a
+        # firing queued behind it is late, while starts that wait join one batch.
+        self.deps.timers.wait_for_firings(self.deps.config.session_start_yield_s)
         batch = [first]
         while len(batch) < self.max_batch:
             try:
@@ -110,8 +116,11 @@ class StartBatcher:
 def _insert_started(uow: UnitOfWork, commands: list[StartSession], deps: Deps) -> list[Session]:
     now = time.time()
     sessions = [new_session(command, now, deps) for command in commands]
-    SessionRepository(uow.db[COLLECTION]).add_many(sessions, uow.session)
+    # Timers first: they live in another database, and the transaction holds the
+    # sessions database from its first command, so nothing else waits meanwhile. A
+    # timer whose session never commits fires on nothing (the handler finds none).
     deps.timers.schedule_many([timer for timer in map(timer_of, sessions) if timer is not None])
+    SessionRepository(uow.db[COLLECTION]).add_many(sessions, uow.session)
     deps.outbox.add_many(uow, [event_for(session, now) for session in sessions])
     notify_after_commit(uow, deps, sessions)
     return sessions

@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
@@ -55,5 +56,28 @@ def test_keeper_reports_loss_when_a_rival_takes_the_lease(mongo: EmbeddedMongo) 
         collection.update_one({"_id": "timers"}, {"$set": {"owner": "rival", "expires_at": time.time() + 60}})
         assert lost.wait(2)
         assert not keeper.held
+    finally:
+        keeper.stop(release=False)
+
+
+def test_failed_attempt_notes_when_the_rival_lease_expires(mongo: EmbeddedMongo) -> None:
+    collection = _leases(mongo)
+    first, second = Lease(collection, "timers", "a", 60), Lease(collection, "timers", "b", 60)
+    assert first.try_acquire()
+    assert not second.try_acquire()
+    holder = collection.find_one({"_id": "timers"})
+    assert holder is not None
+    assert second.rival_expires_at == pytest.approx(holder["expires_at"], abs=1e-3)
+
+
+def test_standby_keeper_takes_over_at_the_rival_expiry_not_at_its_next_poll(mongo: EmbeddedMongo) -> None:
+    collection = _leases(mongo)
+    assert Lease(collection, "timers", "a", 0.5).try_acquire()
+    acquired = threading.Event()
+    # A poll interval far beyond the test's patience: only the expiry-timed attempt can win.
+    keeper = LeaseKeeper(Lease(collection, "timers", "b", 5), acquired.set, lambda: None, 3600)
+    keeper.start()
+    try:
+        assert acquired.wait(10)
     finally:
         keeper.stop(release=False)

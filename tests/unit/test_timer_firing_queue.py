@@ -29,3 +29,14 @@ def test_take_hands_over_at_most_the_batch_size_oldest_first() -> None:
         firings.put(Firing(f"k{i}", f"t{i}", {}))
     assert [f.key for f in firings.take(3, 0)] == ["k0", "k1", "k2"]
     assert [f.key for f in firings.take(3, 0)] == ["k3", "k4"]
+
+
+def test_queue_is_idle_only_once_every_taken_firing_is_done() -> None:
+    firings = _FiringQueue()
+    assert firings.wait_idle(0)
+    firings.put(Firing("a", "t1", {}))
+    assert not firings.wait_idle(0)
+    taken = firings.take(10, 0)
+    assert not firings.wait_idle(0)  # being handled
+    firings.done(taken)
+    assert firings.wait_idle(0)
