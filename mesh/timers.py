@@ -88,15 +88,6 @@ log = logging.getLogger(__name__)
 TimerHandler = Callable[[str, dict[str, Any]], None]
 STORE_RETRY_S = 1.0  # a scheduler round that failed on the store runs again after this
 
-import os as _os  # TEMP trace
-_TRACE_DIR = _os.environ.get("TIMERS_TRACE_DIR")
-_trace_file = open(f"{_TRACE_DIR}/trace-{_os.getpid()}.log", "a", buffering=1) if _TRACE_DIR else None  # noqa: SIM115
-
-
-def _trace(*fields: Any) -> None:  # TEMP trace
-    if _trace_file is not None:
-        _trace_file.write(" ".join(str(f) for f in fields) + "\n")
-
 
 @dataclass(frozen=True)
 class Firing:
@@ -230,7 +221,6 @@ class _Scheduler(BackgroundScheduler):
 
     def _process_jobs(self) -> float | None:
         wait_seconds: float | None
-        _t0 = time.time()
         try:
             if self.timer_store is None:
                 wait_seconds = super()._process_jobs()
@@ -241,7 +231,6 @@ class _Scheduler(BackgroundScheduler):
             log.warning("timer round failed, retrying: %s", exc)
             wait_seconds = STORE_RETRY_S
         self.next_wakeup_at = math.inf if wait_seconds is None else time.time() + wait_seconds
-        _trace("R", _t0, time.time(), wait_seconds)
         return wait_seconds
 
 
@@ -471,7 +460,6 @@ class DurableTimers:
         """Run the handler, then complete the timer unless it was replaced meanwhile
         (with a batch handler: queue the firing for the next batch)."""
         if self.batch_handler is not None:
-            _trace("F", key, payload.get("run_at"), time.time())
             self._firings.put(Firing(key, token, payload))
             return
         if not self._keeper.valid:
@@ -490,10 +478,8 @@ class DurableTimers:
             firings = self._firings.take(self.config.timers_batch_max, 0.5)
             if not firings:
                 continue
-            _t0 = time.time()
             try:
                 self._run_batch(self.batch_handler, firings)
-                _trace("B", _t0, time.time(), len(firings), min(float(f.payload.get("run_at", 0)) for f in firings))
             except Exception:  # the jobs stay in the store and are redelivered
                 log.exception("timer batch of %d failed", len(firings))
             finally:

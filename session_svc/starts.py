@@ -66,10 +66,7 @@ class StartBatcher:
             batch = self._take()
             if batch is None:
                 return
-            _t0 = time.time()
             self.start_batch(batch)
-            from mesh.timers import _trace  # TEMP
-            _trace("S", _t0, time.time(), len(batch))
 
     def _take(self) -> list[_Pending] | None:
         first = self._queue.get()

@@ -231,11 +231,8 @@ def test_oversized_rest_requests_are_refused(
             attempts.append(
                 (f"?{field}=300 KiB", f"{base_path}?{urllib.parse.urlencode({field: huge})}", None)
             )
-    # Streaming routes: the 5 MiB body hung the client past the test timeout (seen
-    # once on POST /v1/rooms:subscribe, not yet understood); covered over gRPC above.
-    if method.http_body and not method.server_streaming:
-        field = strings[0][1] if strings else "x"
-        attempts.append((FIVE_MIB, base_path, json.dumps({field: "x" * (5 << 20)}).encode()))
+    if method.http_body:
+        attempts.append((FIVE_MIB, base_path, json.dumps(five_mib_body(cls)).encode()))
     wrong = []
     for what, path, body in attempts:
         try:
@@ -253,6 +250,21 @@ def test_oversized_rest_requests_are_refused(
 
 
 FIVE_MIB = "5 MiB body"
+
+
+def five_mib_body(cls: type[Message]) -> dict[str, object]:
+    """5 MiB in a string field the request has, singular first, else repeated. Not in
+    an unknown field: the transcoder drops those while it streams the body through, and
+    a request with no string field (SubscribeRequest) would then become a valid,
+    endless subscription rather than an oversized message."""
+    strings = [f for f in cls.DESCRIPTOR.fields if f.type == FieldDescriptor.TYPE_STRING]
+    fields = sorted(strings, key=lambda f: f.is_repeated)
+    huge = "x" * (5 << 20)
+    if not fields:
+        return {"x": huge}
+    return {fields[0].json_name: [huge] if fields[0].is_repeated else huge}
+
+
 REFUSED_OVERSIZED_HTTP = {400, 413, 414, 429, 431}
 
 
