@@ -6,9 +6,9 @@ are one conditional `find_one_and_update` (held by me, or expired); a rival
 holder makes the upsert collide on `_id`, which means "not acquired".
 
 `LeaseKeeper` runs the renew loop on a thread: renew every ttl/3 while held,
-retry every `standby_poll_s` while not (or at the rival's expiry, when that comes
-sooner, so a takeover does not wait out a poll interval), and call `on_acquired` / `on_lost` on
-changes. A renewal that fails or cannot finish within ttl/3 counts as lost at
+retry every `standby_poll_s` while not (or at the rival's expiry when that comes
+sooner, so a takeover does not wait out a poll interval), and call `on_acquired` /
+`on_lost` on changes. A renewal that fails or cannot finish within ttl/3 counts as lost at
 once, so the old holder stops before a rival can acquire the expired lease.
 """
 
@@ -63,12 +63,14 @@ class Lease:
                 return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:
-            # Another owner holds an unexpired lease: note until when.
-            rival = self.collection.find_one({"_id": self.name}, {"expires_at": 1})
-            if rival is not None and rival.get("expires_at") is not None:
-                self.rival_expires_at = float(rival["expires_at"])
-            return False
-        return document is not None and document.get("owner") == self.owner
+            document = None  # another owner holds an unexpired lease
+        if document is not None and document.get("owner") == self.owner:
+            return True
+        # Not acquired: note until when the rival holds it.
+        rival = self.collection.find_one({"_id": self.name}, {"owner": 1, "expires_at": 1})
+        if rival is not None and rival.get("owner") != self.owner and rival.get("expires_at") is not None:
+            self.rival_expires_at = float(rival["expires_at"])
+        return False
 
     def release(self) -> None:
         """Give the lease up now so another replica takes over without waiting for expiry."""
