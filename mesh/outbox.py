@@ -30,6 +30,7 @@ from pymongo.errors import PyMongoError
 from mesh.bus import BrokerUnavailable, Publisher
 from mesh.config import MeshConfig
 from mesh.events import Event, from_bytes, to_bytes
+from mesh.paging import keyset_query, keyset_sort
 from mesh.store import Document, Store, UnitOfWork
 
 if TYPE_CHECKING:
@@ -134,18 +135,10 @@ class Outbox:
         self, status: str | None, limit: int, after: tuple[float, str] | None = None
     ) -> list[Document]:
         """Rows oldest first, `after` the (created_at, id) of the previous page's last row."""
-        query: dict[str, Any] = {}
-        if status:
-            query["status"] = status
-        if after is not None:
-            created_at, last_id = after
-            query["$or"] = [
-                {"created_at": {"$gt": created_at}},
-                {"created_at": created_at, "_id": {"$gt": last_id}},
-            ]
+        query = keyset_query({"status": status} if status else {}, "created_at", after, descending=False)
         cursor = (
             self.collection.find(query, {"payload": 0})
-            .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+            .sort(keyset_sort("created_at", descending=False))
             .limit(limit)
         )
         return list(cursor)

@@ -10,6 +10,8 @@ import hashlib
 import json
 from typing import Any
 
+from pymongo import ASCENDING, DESCENDING
+
 from mesh.errors import Violations
 
 MAX_TOKEN_LEN = 1024
@@ -78,3 +80,23 @@ def cursor_field(
         violations.add(field_path, "is not a token from a previous response")
         return None
     return kind(value)
+
+
+def keyset_query(
+    filters: dict[str, Any], field: str, after: tuple[Any, str] | None, *, descending: bool = True
+) -> dict[str, Any]:
+    """`filters` narrowed to the rows past `after`, the (field, _id) of the previous
+    page's last row, in (field, _id) order (keyset paging: no skip, stable under
+    inserts). The first page (`after` None) is `filters` alone."""
+    if after is None:
+        return dict(filters)
+    value, last_id = after
+    past = "$lt" if descending else "$gt"
+    beyond = {"$or": [{field: {past: value}}, {field: value, "_id": {past: last_id}}]}
+    return {"$and": [filters, beyond]} if filters else beyond
+
+
+def keyset_sort(field: str, *, descending: bool = True) -> list[tuple[str, int]]:
+    """The sort that `keyset_query` pages through."""
+    direction = DESCENDING if descending else ASCENDING
+    return [(field, direction), ("_id", direction)]

@@ -12,6 +12,7 @@ from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
 
+from mesh.paging import keyset_query, keyset_sort
 from mesh.store import Document
 from order_svc.model import Line, Order, OrderStatus
 
@@ -89,18 +90,11 @@ class OrderRepository:
             conditions.append({"create_ms": {"$gte": query.create_start_ms}})
         if query.create_end_ms is not None:
             conditions.append({"create_ms": {"$lt": query.create_end_ms}})
-        if after is not None:
-            conditions.append(
-                {
-                    "$or": [
-                        {"create_ms": {"$lt": after.create_ms}},
-                        {"create_ms": after.create_ms, "_id": {"$lt": after.order_id}},
-                    ]
-                }
-            )
+        filters = {"$and": conditions} if conditions else {}
+        position = (after.create_ms, after.order_id) if after is not None else None
         found = (
-            self.collection.find({"$and": conditions} if conditions else {})
-            .sort([("create_ms", DESCENDING), ("_id", DESCENDING)])
+            self.collection.find(keyset_query(filters, "create_ms", position))
+            .sort(keyset_sort("create_ms"))
             .limit(limit)
         )
         return [from_document(document) for document in found]

@@ -10,6 +10,7 @@ from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
 
+from mesh.paging import keyset_query, keyset_sort
 from mesh.store import Document
 from registration_svc.model import Job, JobStatus, StatusChange
 
@@ -84,14 +85,10 @@ class JobRepository:
         query: dict[str, Any] = {"owner_id": owner_id}
         if status is not None:
             query["status"] = int(status)
-        if after is not None:
-            create_time, last_id = after
-            query["$or"] = [
-                {"create_time": {"$lt": create_time}},
-                {"create_time": create_time, "_id": {"$lt": last_id}},
-            ]
         cursor = (
-            self.collection.find(query).sort([("create_time", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+            self.collection.find(keyset_query(query, "create_time", after))
+            .sort(keyset_sort("create_time"))
+            .limit(limit)
         )
         return [to_job(document) for document in cursor]
 

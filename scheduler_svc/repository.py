@@ -12,6 +12,7 @@ from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
 
+from mesh.paging import keyset_query, keyset_sort
 from mesh.store import Document
 from scheduler_svc.model import Attempt, JobStatus, SchedulerJob
 
@@ -70,15 +71,10 @@ class JobRepository:
         self, filters: dict[str, Any], limit: int, after: tuple[float, str] | None
     ) -> list[SchedulerJob]:
         """Newest first; `after` is the (create_time, id) of the previous page's last job."""
-        query = dict(filters)
-        if after is not None:
-            create_time, last_id = after
-            query["$or"] = [
-                {"create_time": {"$lt": create_time}},
-                {"create_time": create_time, "_id": {"$lt": last_id}},
-            ]
         cursor = (
-            self.collection.find(query).sort([("create_time", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+            self.collection.find(keyset_query(filters, "create_time", after))
+            .sort(keyset_sort("create_time"))
+            .limit(limit)
         )
         return [to_job(document) for document in cursor]
 

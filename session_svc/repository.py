@@ -10,6 +10,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 
+from mesh.paging import keyset_query, keyset_sort
 from mesh.store import Document
 from session_svc.model import Change, Session, State
 
@@ -92,15 +93,6 @@ class SessionRepository:
 
     def page(self, filters: Document, after: tuple[float, str] | None, limit: int) -> list[Session]:
         """Newest first; `after` is the (create_time, id) of the previous page's last row."""
-        query = dict(filters)
-        if after is not None:
-            created, last_id = after
-            older = {
-                "$or": [
-                    {"create_time": {"$lt": created}},
-                    {"create_time": created, "_id": {"$lt": last_id}},
-                ]
-            }
-            query = {"$and": [filters, older]} if filters else older
-        cursor = self.collection.find(query).sort([("create_time", DESCENDING), ("_id", DESCENDING)])
+        query = keyset_query(filters, "create_time", after)
+        cursor = self.collection.find(query).sort(keyset_sort("create_time"))
         return [from_document(d) for d in cursor.limit(limit)]
