@@ -19,8 +19,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from mesh.gateway import EnvoyProcess, GatewaySettings, Upstream, local_upstreams, render_to
-from mesh.processes import free_port
+from mesh.gateway import EnvoyProcess, GatewaySettings, Upstream, local_upstreams
+from tests.e2e.gateway_harness import start_envoy
 from tests.support.broker import delete_matching
 from tests.support.processes import RABBITMQ_URL, EmbeddedMongo, ServiceProcess, unique
 
@@ -140,26 +140,13 @@ def start_mesh(tmp_path: Path, keys: Path, **settings: object) -> Mesh:
         health_check_interval_s=0.3,
         **settings,  # type: ignore[arg-type]
     )
-    for attempt in range(3):
-        listen, admin = free_port(), free_port()
-        config = render_to(
-            tmp_path / "envoy.yaml",
-            keys,
-            listen_port=listen,
-            admin_port=admin,
-            upstreams=upstreams,
-            settings=gateway_settings,
-        )
-        try:
-            envoy = EnvoyProcess(config, tmp_path / "envoy.log", admin).start()
-            break
-        except RuntimeError as error:
-            # A free port can be taken by another test's process before Envoy binds it.
-            if "Address already in use" not in str(error) or attempt == 2:
-                for process in every:
-                    process.stop()
-                mongo.stop()
-                raise
+    try:
+        listen, envoy = start_envoy(tmp_path, keys, upstreams, gateway_settings)
+    except RuntimeError:
+        for process in every:
+            process.stop()
+        mongo.stop()
+        raise
     return Mesh(tag, mongo, services, replicas, envoy, listen)
 
 

@@ -9,8 +9,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from mesh.gateway import EnvoyProcess, GatewaySettings, local_upstreams, render_to
-from mesh.processes import free_port, wait_until
+from mesh.gateway import EnvoyProcess, GatewaySettings, Upstream, local_upstreams, render_to
+from mesh.processes import free_port
 from tests.support.processes import RABBITMQ_URL, EmbeddedMongo, ServiceProcess, unique
 
 
@@ -69,21 +69,36 @@ class Gateway:
             return Response(0, {}, b"")
 
 
+def start_envoy(
+    tmp_path: Path, keys: Path, upstreams: list[Upstream], settings: GatewaySettings
+) -> tuple[int, EnvoyProcess]:
+    """Envoy for `upstreams` on free ports: (listen port, process). Listeners do not set
+    SO_REUSEPORT, so a port another test's process took first fails the bind; then
+    new ports are tried."""
+    for attempt in range(3):
+        listen, admin = free_port(), free_port()
+        config = render_to(
+            tmp_path / "envoy.yaml",
+            keys,
+            listen_port=listen,
+            admin_port=admin,
+            upstreams=upstreams,
+            settings=settings,
+        )
+        try:
+            return listen, EnvoyProcess(config, tmp_path / "envoy.log", admin).start()
+        except RuntimeError as error:
+            if "Address already in use" not in str(error) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def start_gateway(
     tmp_path: Path, keys: Path, services: dict[str, ServiceProcess], settings: GatewaySettings
 ) -> Gateway:
     """Envoy in front of `services` only (the other clusters are left out)."""
-    listen, admin = free_port(), free_port()
     upstreams = [u for u in local_upstreams({n: p.port for n, p in services.items()}) if u.name in services]
-    config = render_to(
-        tmp_path / "envoy.yaml",
-        keys,
-        listen_port=listen,
-        admin_port=admin,
-        upstreams=upstreams,
-        settings=settings,
-    )
-    envoy = EnvoyProcess(config, tmp_path / "envoy.log", admin).start()
+    listen, envoy = start_envoy(tmp_path, keys, upstreams, settings)
     return Gateway(f"http://127.0.0.1:{listen}", envoy, services)
 
 
@@ -107,6 +122,5 @@ def start_services(
     for process in processes.values():
         process.start(wait_serving=False)
     for process in processes.values():
-        if not wait_until(process.serving, 40, 0.1):
-            raise RuntimeError(f"{process.module} not SERVING:\n{process.log_path.read_text()[-3000:]}")
+        process.wait_started(40)
     return processes

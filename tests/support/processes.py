@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mesh.client import health_status
-from mesh.processes import free_port, port_open, spawn, terminate, wait_until
+from mesh.processes import free_port, listening_on, spawn, terminate, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTED: list[subprocess.Popen[bytes]] = []  # every process a test started, reaped at session end
@@ -43,22 +43,34 @@ class EmbeddedMongo:
 
     def start(self) -> EmbeddedMongo:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.process = spawn(
-            [
-                sys.executable,
-                "-m",
-                "mesh.embedded_mongo",
-                "--data-dir",
-                str(self.data_dir),
-                "--port",
-                str(self.port),
-            ],
-            log_path=self.data_dir / "server.log",
-        )
-        STARTED.append(self.process)
-        if not wait_until(lambda: port_open(self.port), 20):
-            raise RuntimeError(f"nx-27017 did not start on {self.port}")
-        return self
+        for _ in range(3):
+            self.process = spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "mesh.embedded_mongo",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    str(self.port),
+                ],
+                log_path=self.data_dir / "server.log",
+            )
+            STARTED.append(self.process)
+            wait_until(lambda: self.listening() or not self.running(), 20)
+            if self.listening():
+                return self
+            if self.running():
+                break
+            self.port = free_port()  # the bind failed: try another port
+        raise RuntimeError(f"nx-27017 did not start on {self.port}")
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def listening(self) -> bool:
+        """Our process holds the port (a parallel test's server may have taken it first)."""
+        return self.process is not None and self.running() and listening_on(self.process.pid, self.port)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -85,26 +97,38 @@ class ServiceProcess:
         return self.log_dir / f"{self.module}-{self.port}.log"
 
     def start(self, wait_serving: bool = True, timeout_s: float = 30) -> ServiceProcess:
+        self._spawn()
+        return self.wait_started(timeout_s) if wait_serving else self
+
+    def _spawn(self) -> None:
+        self.process = spawn(
+            [sys.executable, "-m", self.module],
+            log_path=self.log_path,
+            env={**self.env, "GRPC_PORT": str(self.port), "PYTHONUNBUFFERED": "1"},
+            cwd=ROOT,
+        )
+        STARTED.append(self.process)
+
+    def wait_started(self, timeout_s: float = 30) -> ServiceProcess:
+        """Wait until `started()`; when another process took the port first, move to a new one."""
         for _ in range(3):
-            self.process = spawn(
-                [sys.executable, "-m", self.module],
-                log_path=self.log_path,
-                env={**self.env, "GRPC_PORT": str(self.port), "PYTHONUNBUFFERED": "1"},
-                cwd=ROOT,
-            )
-            STARTED.append(self.process)
-            if not wait_serving:
-                return self
-            wait_until(lambda: self.serving() or self.exited(), timeout_s, 0.1)
-            if self.serving():
+            wait_until(lambda: self.started() or self.exited(), timeout_s, 0.1)
+            if self.started():
                 return self
             if not (self.exited() and "bind" in self.log_path.read_text()):
                 break
-            self.port = free_port()  # another process took the port first: try another
+            self.port = free_port()
+            self._spawn()
         raise RuntimeError(f"{self.module} not SERVING; log:\n{self.log_path.read_text()[-3000:]}")
 
     def exited(self) -> bool:
         return self.process is not None and self.process.poll() is not None
+
+    def started(self) -> bool:
+        """Our process listens on our port and is SERVING. Health alone is not proof: between
+        `free_port()` and the bind, a parallel test's server may take the port, and it would
+        answer health for us while our process exits on the failed bind."""
+        return self.process is not None and listening_on(self.process.pid, self.port) and self.serving()
 
     def serving(self) -> bool:
         return health_status(self.target, timeout_s=0.5) == "SERVING"
