@@ -277,8 +277,9 @@ class OutboxRelay:
         """Delete PUBLISHED rows past retention and refresh the gauges."""
         cutoff = time.time() - self.config.outbox_retention_s
         self._collection.delete_many({"status": PUBLISHED, "updated_at": {"$lt": cutoff}})
-        OUTBOX_PENDING.set(self._collection.count_documents({"status": PENDING}))
-        OUTBOX_FAILED.set(self._collection.count_documents({"status": FAILED}))
+        counts = status_counts(self._collection, (PENDING, FAILED))
+        OUTBOX_PENDING.set(counts[PENDING])
+        OUTBOX_FAILED.set(counts[FAILED])
 
     def _claim(self) -> list[Document]:
         """Sweeping: lease the oldest unleased PENDING rows with one conditional
@@ -399,6 +400,19 @@ class OutboxRelay:
                 }
             },
         )
+
+
+def status_counts(collection: Collection[Document], statuses: Sequence[str]) -> dict[str, int]:
+    """Rows per status with one aggregation grouped by status (served by the status
+    index). Not one `count_documents` per status: nx-27017 answers a count (a group by
+    a constant) with a scan of seconds per 40,000 rows, holding the database meanwhile,
+    while this takes about 0.1 s."""
+    counts = dict.fromkeys(statuses, 0)
+    for group in collection.aggregate(
+        [{"$match": {"status": {"$in": list(statuses)}}}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
+    ):
+        counts[group["_id"]] = int(group["n"])
+    return counts
 
 
 def still_leased(rows: list[Document]) -> list[Document]:

@@ -14,7 +14,7 @@ from session_svc import handlers, repository
 from session_svc.config import SessionConfig
 from session_svc.notify import ChangeNotifier
 from session_svc.service import SessionService
-from session_svc.starts import StartBatcher
+from session_svc.starts import start_batcher
 from session_svc.timers import CALLBACK_REF, NAMESPACE
 
 SERVICE_NAME = "switchboard.session.v1.SessionService"
@@ -43,7 +43,7 @@ def main() -> None:
     outbox.ensure_indexes()
     server.add_worker(timers)
     server.add_dependency("timers", timers.ready)
-    starts = StartBatcher(deps, config.session_start_batch_max)
+    starts = start_batcher(deps, config.session_start_batch_max)
     server.add_worker(starts)
     server.add_service(
         SERVICE_NAME,

@@ -12,13 +12,13 @@ from switchboard.session.v1 import session_service_pb2 as pb
 from switchboard.session.v1 import session_service_pb2_grpc
 
 from mesh.auth import current_principal
+from mesh.batching import GroupCommit
 from mesh.errors import InvalidArgument, PermissionDenied, Violations
 from mesh.paging import cursor_field, decode_token, encode_token, fingerprint, page_size
 from mesh.protos import optional_timestamp
 from session_svc import handlers
 from session_svc.handlers import Deps
 from session_svc.model import TERMINAL, Change, Session, State
-from session_svc.starts import StartBatcher
 
 MAX_ID = 128
 DEFAULT_PAGE_SIZE = 50
@@ -49,7 +49,7 @@ def to_proto(session: Session, now: float) -> pb.Session:
 class SessionService(session_service_pb2_grpc.SessionServiceServicer):
     """Paid chat sessions with server-owned pause-for-recharge timers."""
 
-    def __init__(self, deps: Deps, starts: StartBatcher | None = None) -> None:
+    def __init__(self, deps: Deps, starts: GroupCommit[handlers.StartSession, Session] | None = None) -> None:
         self.deps = deps
         self.starts = starts  # group commit of starts (None: one transaction each)
 
@@ -73,7 +73,7 @@ class SessionService(session_service_pb2_grpc.SessionServiceServicer):
             customer_id, request.advisor_id, request.prepaid_seconds, request.room_id, request.request_id
         )
         if self.starts is not None:
-            session = await asyncio.wrap_future(self.starts.submit(command))
+            session = await self.starts.call(command)
         else:
             session = await asyncio.to_thread(handlers.start_session, command, self.deps)
         return pb.StartSessionResponse(session=to_proto(session, time.time()))

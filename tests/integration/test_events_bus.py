@@ -11,6 +11,7 @@ import time
 
 import pytest
 from google.protobuf.wrappers_pb2 import Int64Value
+from prometheus_client import REGISTRY
 from switchboard.admin.v1 import event_admin_pb2 as admin_pb
 
 from mesh.admin import EventAdminService
@@ -162,3 +163,21 @@ def test_declare_topology_is_idempotent(config: MeshConfig) -> None:
     declare_topology(config, [recorder.consumer.topology])
     assert DeadLetters(config).peek(recorder.consumer.queue, 1) == []
     recorder.store.close()
+
+
+def test_cleanup_deletes_published_rows_past_retention_and_gauges_pending_and_failed(
+    config: MeshConfig, store: Store
+) -> None:
+    config = config.model_copy(update={"outbox_retention_s": 3600})
+    outbox = Outbox(store, config)
+    outbox.ensure_indexes()
+    old, recent = time.time() - 7200, time.time() - 60
+    rows = [("PUBLISHED", old)] * 4 + [("PUBLISHED", recent)] * 2 + [("PENDING", old)] * 3 + [(FAILED, old)]
+    store.db.outbox.insert_many(
+        [{"_id": f"r{i}", "status": s, "created_at": t, "updated_at": t} for i, (s, t) in enumerate(rows)]
+    )
+    OutboxRelay(store, outbox, Publisher(config, declare=False), config).cleanup()
+    kept = sorted((row["status"], row["updated_at"]) for row in store.db.outbox.find({}))
+    assert kept == sorted([("PUBLISHED", recent)] * 2 + [("PENDING", old)] * 3 + [(FAILED, old)])
+    assert REGISTRY.get_sample_value("outbox_pending") == 3
+    assert REGISTRY.get_sample_value("outbox_failed") == 1

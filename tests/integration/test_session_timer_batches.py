@@ -21,7 +21,7 @@ from session_svc import handlers, repository
 from session_svc.config import SessionConfig
 from session_svc.model import State
 from session_svc.notify import ChangeNotifier
-from session_svc.starts import StartBatcher
+from session_svc.starts import start_batcher
 from tests.support.processes import EmbeddedMongo, unique
 
 
@@ -209,7 +209,7 @@ def _command(request_id: str = "") -> handlers.StartSession:
 
 def _start_together(deps: handlers.Deps, commands: list[handlers.StartSession]) -> list[Any]:
     batch = [(command, Future[Any]()) for command in commands]
-    StartBatcher(deps, max_batch=100).start_batch(batch)
+    start_batcher(deps, max_batch=100).commit(batch)
     return [future.result(timeout=0) for _, future in batch]
 
 
