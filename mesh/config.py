@@ -48,6 +48,12 @@ class MeshConfig(BaseSettings):
     outbox_retention_s: float = Field(7 * 24 * 3600, gt=0)
     outbox_batch_size: int = Field(200, gt=0)
     outbox_cleanup_interval_s: float = Field(60.0, gt=0)
+    outbox_mark_interval_s: float = Field(
+        0.2,
+        ge=0,
+        description="confirmed rows are marked PUBLISHED together, at most this long after "
+        "their confirm (0: at once); each mark is a write that holds the service's database",
+    )
     outbox_retry_max_s: float = Field(60.0, gt=0, description="longest wait between attempts")
     inbox_retention_s: float = Field(14 * 24 * 3600, gt=0)
     inbox_cleanup_interval_s: float = Field(60.0, gt=0)

@@ -54,6 +54,7 @@ class CommandScope:
     database: str
     in_transaction: bool
     ends_transaction: bool
+    command: str = ""
 
 
 def command_scope(msg: Message) -> CommandScope:
@@ -65,6 +66,7 @@ def command_scope(msg: Message) -> CommandScope:
         database=str(body.get("$db", "test")),
         in_transaction=body.get("autocommit") is False,
         ends_transaction=any(k in body for k in ("commitTransaction", "abortTransaction", "endSessions")),
+        command=next(iter(body), ""),
     )
 
 
@@ -83,6 +85,43 @@ class _Owner:
     session_id: str | None
     last_seen: float
     transaction: bool  # held until commit/abort, not only for one command
+    since: float = 0.0
+    label: str = ""  # the command, or "tx:<first command>" (GateStats)
+    collection: str = ""
+
+
+class GateStats:
+    """How long each kind of turn held a database and waited for it (`--stats-interval`):
+    tells which writer makes the others wait. Keys: (database, label)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.held: dict[tuple[str, str], list[float]] = {}  # count, seconds held, seconds waited
+
+    def held_for(self, database: str, label: str, seconds: float) -> None:
+        with self._lock:
+            entry = self.held.setdefault((database, label), [0, 0.0, 0.0])
+            entry[0] += 1
+            entry[1] += seconds
+
+    def waited_for(self, database: str, label: str, seconds: float) -> None:
+        with self._lock:
+            self.held.setdefault((database, label), [0, 0.0, 0.0])[2] += seconds
+
+    def take(self) -> dict[tuple[str, str], list[float]]:
+        with self._lock:
+            taken, self.held = self.held, {}
+            return taken
+
+    def report(self, interval_s: float, top: int = 12) -> str:
+        rows = sorted(self.take().items(), key=lambda item: -item[1][1])[:top]
+        lines = [f"gate over {interval_s:.0f} s: database, turn, count, held ms (share), mean waited ms"]
+        for (database, label), (count, held, waited) in rows:
+            lines.append(
+                f"  {database:<32} {label:<28} {int(count):>7} {held * 1000:>9.0f} "
+                f"({held / interval_s:>4.0%}) {waited * 1000 / max(count, 1):>7.1f}"
+            )
+        return "\n".join(lines)
 
 
 class TransactionGate:
@@ -91,8 +130,13 @@ class TransactionGate:
     first come first served, so a stream of transactions cannot starve a reader."""
 
     def __init__(
-        self, stale_after_s: float, abort: Callable[[str], None], start_timeout_s: float = 3.0
+        self,
+        stale_after_s: float,
+        abort: Callable[[str], None],
+        start_timeout_s: float = 3.0,
+        stats: GateStats | None = None,
     ) -> None:
+        self.stats = stats
         self._stale_after_s = stale_after_s
         self._abort = abort
         # Like MongoDB's lock-request timeout for transactions: a transaction that cannot
@@ -137,9 +181,13 @@ class TransactionGate:
             finally:
                 queue.remove(ticket)
                 self._changed.notify_all()
-            if time.monotonic() - waited_since > 5:
-                log.warning("waited %.1f s for database %s", time.monotonic() - waited_since, scope.database)
-            self._owners[scope.database] = _Owner(scope.session_id, time.monotonic(), scope.in_transaction)
+            now = time.monotonic()
+            if now - waited_since > 5:
+                log.warning("waited %.1f s for database %s", now - waited_since, scope.database)
+            label = f"tx:{scope.command}" if scope.in_transaction else scope.command
+            self._owners[scope.database] = _Owner(scope.session_id, now, scope.in_transaction, now, label)
+            if self.stats is not None:
+                self.stats.waited_for(scope.database, label, now - waited_since)
 
     def _abort_if_stale(self, database: str) -> None:
         owner = self._owners.get(database)
@@ -155,6 +203,7 @@ class TransactionGate:
             owner = self._owners.get(database)
             if owner is not None and not owner.transaction:
                 del self._owners[database]
+                self._record(database, owner)
             self._changed.notify_all()
 
     def _release_session(self, session_id: str | None) -> None:
@@ -162,11 +211,17 @@ class TransactionGate:
             for database in [
                 d for d, o in self._owners.items() if o.transaction and o.session_id == session_id
             ]:
-                del self._owners[database]
+                self._record(database, self._owners.pop(database))
             self._changed.notify_all()
 
+    def _record(self, database: str, owner: _Owner) -> None:
+        if self.stats is not None:
+            self.stats.held_for(database, owner.label, time.monotonic() - owner.since)
 
-def install_gate(handler: NeoSQLiteHandler, stale_after_s: float) -> TransactionGate:
+
+def install_gate(
+    handler: NeoSQLiteHandler, stale_after_s: float, stats: GateStats | None = None
+) -> TransactionGate:
     """Wrap the emulator's command entry points (one instance, not the class)."""
 
     def abort(session_id: str) -> None:
@@ -174,7 +229,7 @@ def install_gate(handler: NeoSQLiteHandler, stale_after_s: float) -> Transaction
             with contextlib.suppress(Exception):
                 session.abort_transaction()
 
-    gate = TransactionGate(stale_after_s, abort)
+    gate = TransactionGate(stale_after_s, abort, stats=stats)
 
     def gated(original: Callable[[Message], tuple[int, Any]]) -> Callable[[Message], tuple[int, Any]]:
         def run(msg: Message) -> tuple[int, Any]:
@@ -201,6 +256,12 @@ async def serve(host: str, port: int, handler: NeoSQLiteHandler, threads: int) -
     await nx_server.run_server(host, port, handler)
 
 
+def _report(stats: GateStats, interval_s: float) -> None:
+    while True:
+        time.sleep(interval_s)
+        log.warning("%s", stats.report(interval_s))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="one SQLite file per database here")
@@ -209,12 +270,21 @@ def main() -> None:
     parser.add_argument("--stale-after", type=float, default=5.0, help="seconds")
     parser.add_argument("--threads", type=int, default=256)
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument(
+        "--stats-interval",
+        type=float,
+        default=float(os.environ.get("EMBEDDED_MONGO_STATS_INTERVAL_S", "0")),
+        help="log which turns held each database every N seconds (0: off)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     os.makedirs(args.data_dir, exist_ok=True)
     data_dir = os.path.abspath(args.data_dir)
     handler = NeoSQLiteHandler(data_dir, journal_mode="WAL", data_dir=data_dir)
-    install_gate(handler, args.stale_after)
+    stats = GateStats() if args.stats_interval > 0 else None
+    install_gate(handler, args.stale_after, stats)
+    if stats is not None:
+        threading.Thread(target=_report, args=(stats, args.stats_interval), daemon=True).start()
     log.warning("embedded MongoDB listening on %s:%d, data in %s", args.host, args.port, data_dir)
     asyncio.run(serve(args.host, args.port, handler, args.threads))
 

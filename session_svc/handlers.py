@@ -182,7 +182,9 @@ def on_timers(firings: list[Firing], deps: Deps) -> list[str]:
     compare-and-set on its session's version); if any lost a race, one turn each.
     Returns the keys to retry."""
     try:
-        batch_transaction(deps, lambda uow: _fire_batch(uow, deps, firings))
+        changes = _plan_firings(deps, firings)
+        if changes:
+            batch_transaction(deps, lambda uow: _fire_batch(uow, deps, changes))
         return []
     except (_Conflict, PyMongoError) as exc:
         # Safe whatever the commit's fate: the turns below re-read and are idempotent.
@@ -214,9 +216,15 @@ def batch_transaction(deps: Deps, work: Callable[[UnitOfWork], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def _fire_batch(uow: UnitOfWork, deps: Deps, firings: list[Firing]) -> None:
-    repository = SessionRepository(uow.db[COLLECTION])
-    current = repository.get_many(sorted({str(f.payload["session_id"]) for f in firings}), uow.session)
+def _plan_firings(deps: Deps, firings: list[Firing]) -> list[tuple[Session, int]]:
+    """What the firings change, decided from a plain read: (new session, the version it
+    replaces). Their next timers are scheduled here, before the transaction: timers live
+    in another database, and a transaction holds the sessions database from its first
+    command, so nothing waits on the sessions database while they are written. If the
+    transaction then loses its compare-and-set, those timers name no session and fire
+    on nothing (as for a start that never commits)."""
+    ids = sorted({str(f.payload["session_id"]) for f in firings})
+    current = SessionRepository(deps.store.db[COLLECTION]).get_many(ids)
     now = time.time()
     changes: dict[str, tuple[Session, int]] = {}
     for firing in firings:
@@ -229,12 +237,17 @@ def _fire_batch(uow: UnitOfWork, deps: Deps, firings: list[Firing]) -> None:
         decided = model.fire(session, max(now, run_at), deps.policy)
         if decided is not None:
             changes[session_id] = (with_timer_key(decided), session.version)
-    if not changes:
-        return
-    if not repository.replace_many_if_version(list(changes.values()), uow.session):
-        raise _Conflict()
     news = [new for new, _ in changes.values()]
     deps.timers.schedule_many([timer for timer in map(timer_of, news) if timer is not None])
+    return list(changes.values())
+
+
+def _fire_batch(uow: UnitOfWork, deps: Deps, changes: list[tuple[Session, int]]) -> None:
+    """Apply planned firings: every session still at the version read, or none."""
+    if not SessionRepository(uow.db[COLLECTION]).replace_many_if_version(changes, uow.session):
+        raise _Conflict()
+    news = [new for new, _ in changes]
+    now = time.time()
     deps.outbox.add_many(uow, [event_for(new, now) for new in news])
     # The fired keys are completed by the timers themselves: nothing to cancel.
     notify_after_commit(uow, deps, news)

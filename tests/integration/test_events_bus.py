@@ -181,3 +181,23 @@ def test_cleanup_deletes_published_rows_past_retention_and_gauges_pending_and_fa
     assert kept == sorted([("PUBLISHED", recent)] * 2 + [("PENDING", old)] * 3 + [(FAILED, old)])
     assert REGISTRY.get_sample_value("outbox_pending") == 3
     assert REGISTRY.get_sample_value("outbox_failed") == 1
+
+
+def test_rows_confirmed_in_separate_rounds_are_marked_published_with_one_write(
+    config: MeshConfig, store: Store
+) -> None:
+    config = config.model_copy(update={"outbox_mark_interval_s": 3.0})
+    outbox = Outbox(store, config)
+    recorder = Recorder(config).start()  # declares the exchange and its queue
+    relay = OutboxRelay(store, outbox, Publisher(config), config).start_thread()
+    try:
+        for n in range(3):  # three transactions, each handed to the relay on its own
+            write_events(store, outbox, range(n, n + 1))
+            assert wait_until(lambda n=n: f"n/{n}" in recorder.subjects(), 10)
+        # delivered, but not marked yet: still leased to this relay, so no other takes them
+        assert {row["status"] for row in store.db.outbox.find({})} == {"PENDING"}
+        assert wait_until(lambda: store.db.outbox.count_documents({"status": "PUBLISHED"}) == 3, 10)
+        assert len({row["published_at"] for row in store.db.outbox.find({})}) == 1
+    finally:
+        relay.stop_thread()
+        recorder.stop()

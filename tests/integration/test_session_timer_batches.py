@@ -194,6 +194,37 @@ def test_a_stale_firing_in_a_batch_changes_nothing_while_the_others_pause(deps: 
     assert paused is not None and paused.state is State.PAUSED_FOR_RECHARGE
 
 
+def test_a_session_changed_after_planning_stays_changed_and_its_planned_timer_fires_on_nothing(
+    deps: handlers.Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moved, due = _start(deps), _start(deps)
+    firings = [_firing(deps, moved), _firing(deps, due)]
+    planned: list[tuple[Any, int]] = []
+    plan = handlers._plan_firings
+
+    def plan_then_recharge(deps: handlers.Deps, firings: list[Firing]) -> list[tuple[Any, int]]:
+        planned.extend(plan(deps, firings))  # schedules the paused sessions' expiry timers
+        handlers.recharge(handlers.Recharge(moved.id, 60, uuid.uuid4().hex), _customer(), deps)
+        return planned
+
+    monkeypatch.setattr(handlers, "_plan_firings", plan_then_recharge)
+    assert handlers.on_timers(firings, deps) == []  # the batch lost its compare-and-set
+    monkeypatch.undo()
+    after = deps.repository.get(moved.id)
+    assert after is not None and after.state is State.ACTIVE and after.pause_count == 0
+    paused = deps.repository.get(due.id)
+    assert paused is not None and paused.state is State.PAUSED_FOR_RECHARGE and paused.pause_count == 1
+    assert deps.store.db.outbox.count_documents({"type": "session.paused.v1"}) == 1
+    # the expiry timer planned for the moved session exists, names no session, and fires on nothing
+    orphan = next(new for new, _ in planned if new.id == moved.id)
+    job = deps.timers.jobs.find_one({"_id": orphan.timer_key})
+    assert job is not None and after.timer_key != orphan.timer_key
+    payload = {"session_id": moved.id, "version": orphan.version, "run_at": time.time()}
+    assert handlers.on_timers([Firing(orphan.timer_key, job["token"], payload)], deps) == []
+    unchanged = deps.repository.get(moved.id)
+    assert unchanged is not None and unchanged.version == after.version
+
+
 def _customer() -> Any:
     from mesh.auth import Principal
 
