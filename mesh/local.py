@@ -8,6 +8,7 @@ import logging
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -107,16 +108,42 @@ def rabbitmq_start_command(server: str) -> list[str]:
     ]
 
 
-def ensure_rabbitmq(url: str) -> None:
-    """Use the broker at `url`; start the local one when it is installed and stopped."""
+def _local_node_pid() -> int | None:
+    found = subprocess.run(["pgrep", "-f", "beam.smp.*rabbit"], capture_output=True, text=True)
+    pids = found.stdout.split()
+    return int(pids[0]) if found.returncode == 0 and pids else None
+
+
+def open_files_limit(pid: int) -> int | None:
+    """The soft open-files limit of a running process (None: unknown or unlimited)."""
+    try:
+        lines = Path(f"/proc/{pid}/limits").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("Max open files"):
+            soft = line.split()[3]
+            return int(soft) if soft.isdigit() else None
+    return None
+
+
+def ensure_rabbitmq(url: str, min_open_files: int = 0) -> None:
+    """Use the broker at `url`; start the local one when it is installed and stopped.
+
+    With `min_open_files`, a local node running with fewer open files (started by
+    Debian's wrapper: 1,024) is restarted the way `rabbitmq_start_command` starts it;
+    only between test runs, as it drops every connection."""
     parsed = urlparse(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 5672
-    if port_open(port, host):
-        return
+    local = host in ("127.0.0.1", "localhost")
     server = shutil.which("rabbitmq-server")
-    if host not in ("127.0.0.1", "localhost") or server is None:
+    if port_open(port, host):
+        if local and server and min_open_files and _as_rabbitmq_user():
+            _restart_if_starved(server, port, min_open_files)
+        return
+    if not local or server is None:
         raise SystemExit(f"RabbitMQ is not reachable at {host}:{port}")
-    if subprocess.run(["pgrep", "-f", "beam.smp.*rabbit"], capture_output=True).returncode == 0:
+    if _local_node_pid() is not None:
         # A node runs but does not answer (booting, or out of file descriptors):
         # a second node would only fight it for the port.
         if not wait_until(lambda: port_open(port, host), 60, 0.5):
@@ -125,6 +152,25 @@ def ensure_rabbitmq(url: str) -> None:
     subprocess.run(rabbitmq_start_command(server), check=False)
     if not wait_until(lambda: port_open(port, host), 60, 0.5):
         raise SystemExit("the local RabbitMQ did not start within 60 s")
+
+
+def _restart_if_starved(server: str, port: int, min_open_files: int) -> None:
+    pid = _local_node_pid()
+    limit = None if pid is None else open_files_limit(pid)
+    if pid is None or limit is None or limit >= min_open_files:
+        return
+    print(f"the local RabbitMQ may open only {limit} files: restarting it with the hard limit")
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is not None:
+        subprocess.run([ctl, "stop"], check=False, capture_output=True, timeout=120)
+    if not wait_until(lambda: not port_open(port) and _local_node_pid() is None, 60, 0.5):
+        stuck = _local_node_pid()
+        if stuck is not None:
+            os.kill(stuck, signal.SIGKILL)
+        wait_until(lambda: _local_node_pid() is None, 10, 0.2)
+    subprocess.run(rabbitmq_start_command(server), check=False)
+    if not wait_until(lambda: port_open(port), 90, 0.5):
+        raise SystemExit("the local RabbitMQ did not come back within 90 s")
 
 
 def service_env(paths: LocalPaths, name: str, grpc_port: int, metrics_port: int) -> dict[str, str]:

@@ -17,9 +17,15 @@ from mesh.processes import port_open, wait_until
 from tests.support.broker import TEST_NAME, delete_matching
 
 MANAGEMENT_PORT = 15672
+MIN_OPEN_FILES = 4096
 
 if __name__ == "__main__":
-    ensure_rabbitmq(os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"))
+    # A node started by Debian's wrapper gets 1,024 files: a few hundred quorum queues
+    # (parallel tests) exhaust them and handshakes time out. Restart it with more.
+    ensure_rabbitmq(
+        os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+        min_open_files=MIN_OPEN_FILES,
+    )
     plugins = shutil.which("rabbitmq-plugins")
     if not port_open(MANAGEMENT_PORT) and plugins:
         subprocess.run([plugins, "enable", "rabbitmq_management"], check=False, timeout=120)
