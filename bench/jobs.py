@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -39,6 +40,7 @@ from switchboard.registration.v1 import registration_service_pb2_grpc  # noqa: E
 from mesh.auth import ensure_keys, mint_token  # noqa: E402
 from mesh.client import bearer  # noqa: E402
 from mesh.processes import wait_until  # noqa: E402
+from tests.support.broker import delete_matching  # noqa: E402
 from tests.support.processes import RABBITMQ_URL, EmbeddedMongo, ServiceProcess, unique  # noqa: E402
 
 SUCCEEDED = 4
@@ -182,6 +184,7 @@ def main() -> None:
         scheduler.stop()
         registration.stop()
         mongo.stop()
+        delete_matching(f"^{re.escape(tag)}[._]")  # the run's quorum queues and exchange
 
     baseline = steady_result["submit_rpc_p50_s"]
     for result in (steady_result, burst_result):

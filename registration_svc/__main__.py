@@ -12,6 +12,7 @@ from registration_svc import handlers
 from registration_svc.config import RegistrationConfig
 from registration_svc.handlers import Registration
 from registration_svc.service import RegistrationService
+from registration_svc.submits import submit_batcher
 
 SERVICE_NAME = "switchboard.registration.v1.RegistrationService"
 
@@ -25,12 +26,15 @@ def main() -> None:
     job_outbox = outbox.install(server)
     deps = Registration(store, job_outbox, catalogue)
     deps.jobs.ensure_indexes()
+    job_outbox.ensure_indexes()  # the collection exists before the first transaction writes to it
+    submits = submit_batcher(deps, config.submit_batch_max)
+    server.add_worker(submits)
     consumer = inbox.consume(
         server, "registration.job-status", [handlers.JOB_STATUS_CHANGED], handlers.apply_status_changed
     )
     server.add_service(
         SERVICE_NAME,
-        RegistrationService(deps, config),
+        RegistrationService(deps, config, submits),
         registration_service_pb2_grpc.add_RegistrationServiceServicer_to_server,
     )
     mount_admin(server, job_outbox, dead_queues=[consumer])

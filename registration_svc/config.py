@@ -20,3 +20,4 @@ class RegistrationConfig(MeshConfig):
     watch_poll_interval_s: float = Field(0.1, gt=0, description="how often WatchJob re-reads a job")
     list_default_page_size: int = Field(50, gt=0)
     list_max_page_size: int = Field(1000, gt=0)
+    submit_batch_max: int = Field(100, gt=0, description="most submissions sharing one transaction")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from google.protobuf import json_format
@@ -13,6 +13,7 @@ from pymongo.errors import DuplicateKeyError
 from switchboard.events.v1 import job_events_pb2
 
 from mesh.auth import Principal
+from mesh.batching import DeferredWrites
 from mesh.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
 from mesh.events import Event, new_event, unpack
 from mesh.jobs_catalogue import Catalogue, validate_parameters
@@ -60,9 +61,14 @@ class Registration:
 
 
 def submit_job(command: SubmitJob, deps: Registration) -> Job:
-    """Store the job and its JobRegistered event, or return the job this user
-    already submitted with the same idempotency key (the unique index decides)."""
-    definition = deps.catalogue.get(command.definition)
+    """Validate and store a job with its JobRegistered event (`new_job`, `insert_job`)."""
+    return insert_job(new_job(command, deps.catalogue), deps)
+
+
+def new_job(command: SubmitJob, catalogue: Catalogue) -> Job:
+    """The job a submission asks for, its parameters checked against the catalogue
+    (INVALID_ARGUMENT otherwise); nothing is stored yet."""
+    definition = catalogue.get(command.definition)
     violations = Violations()
     if definition is None:
         violations.add("definition", f"unknown job definition {command.definition!r}")
@@ -72,7 +78,7 @@ def submit_job(command: SubmitJob, deps: Registration) -> Job:
     if problems:
         raise InvalidArgument(problems)
     now = time.time()
-    job = Job(
+    return Job(
         id=str(uuid.uuid4()),
         owner_id=command.owner_id,
         definition=definition.name,
@@ -84,6 +90,10 @@ def submit_job(command: SubmitJob, deps: Registration) -> Job:
         run_at=command.run_at,
     )
 
+
+def insert_job(job: Job, deps: Registration) -> Job:
+    """Store the job and its JobRegistered event, or return the job this user
+    already submitted with the same idempotency key (the unique index decides)."""
     registered = _registered_event(job)  # built before the transaction: nothing but inserts in it
 
     def work(uow: UnitOfWork) -> None:
@@ -95,11 +105,25 @@ def submit_job(command: SubmitJob, deps: Registration) -> Job:
     except DuplicateKeyError:
         # The key was used before (or a concurrent retry won the race): answer with
         # that job. Not looked up first: a repeat is rare, a new job is the common case.
-        existing = deps.jobs.by_key(command.owner_id, command.idempotency_key)
+        existing = deps.jobs.by_key(job.owner_id, job.idempotency_key)
         if existing is None:
             raise
         return existing
     return job
+
+
+def insert_jobs(jobs: list[Job], deps: Registration) -> list[Job]:
+    """Store several new jobs and their events in one transaction (a group commit).
+    A key used before fails the whole batch (BulkWriteError): the caller then
+    stores them one by one through `insert_job`, which answers a repeat."""
+    registered = [_registered_event(job) for job in jobs]
+
+    def work(uow: UnitOfWork) -> list[Job]:
+        JobRepository(uow.db).add_many(jobs, session=uow.session)
+        deps.outbox.add_many(uow, registered)
+        return jobs
+
+    return deps.store.transaction(work)
 
 
 def get_job(job_id: str, principal: Principal, deps: Registration) -> Job:
@@ -132,10 +156,33 @@ def cancel_job(command: CancelJob, deps: Registration) -> Job:
 
 
 def apply_status_changed(uow: UnitOfWork, event: Event) -> None:
-    """Inbox effect of JobStatusChanged: update the read model unless stale."""
+    """Inbox effect of JobStatusChanged: update the read model unless stale. The
+    changes of one batch (one unit of work) are written together before it commits."""
     message = unpack(event, job_events_pb2.JobStatusChanged)
+    _status_writes.add(uow, (message.job_id, _status_change(message)))
+
+
+def newest_per_job(changes: list[tuple[str, StatusChange]]) -> dict[str, StatusChange]:
+    """Each job's change with the highest sequence. Each is a full snapshot, so it
+    alone leaves the read model as applying them all in order would; a budget
+    (`max_attempts`) only an older change carried is kept."""
+    newest: dict[str, StatusChange] = {}
+    for job_id, change in changes:
+        kept = newest.get(job_id)
+        if kept is not None and kept.sequence >= change.sequence:
+            continue
+        if kept is not None and not change.max_attempts:
+            change = replace(change, max_attempts=kept.max_attempts)
+        newest[job_id] = change
+    return newest
+
+
+def _write_status_changes(uow: UnitOfWork, changes: list[tuple[str, StatusChange]]) -> None:
     # nothing applies to a job that is not ours (another registration database shares the exchange)
-    JobRepository(uow.db).apply_change(message.job_id, _status_change(message), time.time(), uow.session)
+    JobRepository(uow.db).apply_changes(newest_per_job(changes), time.time(), uow.session)
+
+
+_status_writes: DeferredWrites[tuple[str, StatusChange]] = DeferredWrites(_write_status_changes)
 
 
 def _status_change(message: job_events_pb2.JobStatusChanged) -> StatusChange:

@@ -3,9 +3,10 @@ epoch-second floats (nx-27017 cannot compare BSON dates in queries)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -46,33 +47,28 @@ class JobRepository:
     def save(self, job: Job, session: ClientSession | None = None) -> None:
         self.collection.replace_one({"_id": job.id}, to_document(job), session=session)
 
+    def add_many(self, jobs: list[Job], session: ClientSession | None = None) -> None:
+        self.collection.insert_many([to_document(job) for job in jobs], session=session)
+
     def apply_change(
         self, job_id: str, change: StatusChange, now: float, session: ClientSession | None = None
     ) -> bool:
-        """Apply a status change unless it is stale (the job's sequence is not below
-        the change's), as a conditional update without reading the job first: one
-        update, a second only for a job whose cancel is pending. False when nothing
-        applied (stale, repeated, or not this service's job)."""
-        for cancel_requested in (False, True):
-            query: dict[str, Any] = {"_id": job_id, "sequence": {"$lt": change.sequence}}
-            if not change.status.terminal:
-                query["cancel_requested"] = cancel_requested  # decides the status shown
-            fields: dict[str, Any] = {
-                "sequence": change.sequence,
-                "status": int(change.shown_status(cancel_requested)),
-                "progress": change.progress,
-                "result": change.result,
-                "error": change.error,
-                "attempt": change.attempt,
-                "update_time": now,
-            }
-            if change.max_attempts:
-                fields["max_attempts"] = change.max_attempts
-            if self.collection.update_one(query, {"$set": fields}, session=session).matched_count:
-                return True
-            if change.status.terminal:
-                return False
-        return False
+        """`apply_changes` for one job; False when nothing applied (stale, repeated,
+        or not this service's job)."""
+        return self.apply_changes({job_id: change}, now, session) > 0
+
+    def apply_changes(
+        self, changes: Mapping[str, StatusChange], now: float, session: ClientSession | None = None
+    ) -> int:
+        """Apply each job's status change unless it is stale (the job's sequence is
+        not below the change's), as conditional updates in one bulk write without
+        reading the jobs first. A non-terminal change has two, one per value of
+        `cancel_requested` (it decides the status shown): at most one matches.
+        Returns how many jobs changed."""
+        updates = [update for job_id, change in changes.items() for update in _updates(job_id, change, now)]
+        if not updates:
+            return 0
+        return self.collection.bulk_write(updates, session=session).matched_count
 
     def list_for_owner(
         self,
@@ -91,6 +87,29 @@ class JobRepository:
             .limit(limit)
         )
         return [to_job(document) for document in cursor]
+
+
+def _updates(job_id: str, change: StatusChange, now: float) -> list[UpdateOne]:
+    fields: dict[str, Any] = {
+        "sequence": change.sequence,
+        "progress": change.progress,
+        "result": change.result,
+        "error": change.error,
+        "attempt": change.attempt,
+        "update_time": now,
+    }
+    if change.max_attempts:
+        fields["max_attempts"] = change.max_attempts
+    query: dict[str, Any] = {"_id": job_id, "sequence": {"$lt": change.sequence}}
+    if change.status.terminal:
+        return [UpdateOne(query, {"$set": {**fields, "status": int(change.status)}})]
+    return [
+        UpdateOne(
+            {**query, "cancel_requested": cancel_requested},
+            {"$set": {**fields, "status": int(change.shown_status(cancel_requested))}},
+        )
+        for cancel_requested in (False, True)
+    ]
 
 
 def to_document(job: Job) -> Document:

@@ -14,6 +14,7 @@ from switchboard.registration.v1 import registration_service_pb2 as pb
 from switchboard.registration.v1 import registration_service_pb2_grpc
 
 from mesh.auth import current_principal
+from mesh.batching import GroupCommit
 from mesh.errors import Violations
 from mesh.jobs_catalogue import JobDefinition
 from mesh.paging import decode_token, encode_token, fingerprint, page_size
@@ -39,9 +40,12 @@ _PARAMETER_TYPES = {
 class RegistrationService(registration_service_pb2_grpc.RegistrationServiceServicer):
     """Job submission and the users' read model of their jobs."""
 
-    def __init__(self, deps: Registration, config: RegistrationConfig) -> None:
+    def __init__(
+        self, deps: Registration, config: RegistrationConfig, submits: GroupCommit[Job, Job]
+    ) -> None:
         self.deps = deps
         self.config = config
+        self.submits = submits
 
     async def ListJobDefinitions(
         self, request: pb.ListJobDefinitionsRequest, context: grpc.aio.ServicerContext
@@ -101,7 +105,7 @@ class RegistrationService(registration_service_pb2_grpc.RegistrationServiceServi
             idempotency_key=request.idempotency_key,
             run_at=run_at,
         )
-        job = await asyncio.to_thread(handlers.submit_job, command, self.deps)
+        job = await self.submits.call(handlers.new_job(command, self.deps.catalogue))
         return pb.SubmitJobResponse(job=to_proto(job))
 
     async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.GetJobResponse:

@@ -1,9 +1,11 @@
 """Service layer of scheduler_svc: inbox effects of the registration events,
 admin use cases, and the worker's transitions. Each changes one job in one
-transaction together with its JobStatusChanged outbox row."""
+transaction together with its JobStatusChanged outbox row; a worker's claim,
+which publishes nothing, is one conditional single-document write (`claim`)."""
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from typing import Any, Protocol
 from google.protobuf import json_format
 from switchboard.events.v1 import job_events_pb2
 
+from mesh.batching import DeferredWrites
 from mesh.errors import FailedPrecondition, NotFound
 from mesh.events import Event, new_event, unpack
 from mesh.jobs_catalogue import Catalogue
@@ -56,29 +59,82 @@ class Scheduling:
     def jobs(self) -> JobRepository:
         return JobRepository(self.store.db)
 
-    def change(self, job_id: str, mutate: Callable[[SchedulerJob, float], Any]) -> tuple[SchedulerJob, Any]:
+    def change(
+        self,
+        job_id: str,
+        mutate: Callable[[SchedulerJob, float], Any],
+        *,
+        announce_running: bool = True,
+        known: SchedulerJob | None = None,
+    ) -> tuple[SchedulerJob, Any]:
         """Load, mutate and save one job in a transaction; when its sequence moved,
-        the JobStatusChanged row commits with it. Returns the job and `mutate`'s result."""
+        the JobStatusChanged row commits with it, except for a job now RUNNING when
+        not `announce_running` (a worker's claim: the runner announces the attempt
+        only if it outlasts a heartbeat, so a quick job costs no RUNNING event).
+        With `known`, the job as this process last wrote it (a worker ending the
+        attempt it claimed), nothing is read: the change is saved only if the job's
+        sequence is still the known one, else it starts over with a read.
+        Returns the job and `mutate`'s result."""
 
         def work(uow: UnitOfWork) -> tuple[SchedulerJob, Any]:
             repository = JobRepository(uow.db)
-            job = repository.get(job_id, session=uow.session)
+            job = copy.deepcopy(known) if known else repository.get(job_id, session=uow.session)
             if job is None:
                 raise NotFound(f"job {job_id} not found")
             before = (job.sequence, job.status)
             now = time.time()
             outcome = mutate(job, now)
+            if known and (
+                job.sequence == before[0] or not repository.replace_if_sequence(job, before[0], uow)
+            ):
+                raise _Superseded  # the job moved on since this process wrote it: read it
             if job.sequence != before[0]:
-                repository.save(job, session=uow.session)
-                self.recorded(uow, job, before[1], now)
+                if not known:
+                    repository.save(job, session=uow.session)
+                quiet = not announce_running and job.status == JobStatus.RUNNING
+                self.recorded(uow, job, before[1], now, publish=not quiet)
             return job, outcome
 
-        return self.store.transaction(work)
+        try:
+            return self.store.transaction(work)
+        except _Superseded:
+            return self.change(job_id, mutate, announce_running=announce_running)
 
-    def recorded(self, uow: UnitOfWork, job: SchedulerJob, previous: JobStatus | None, now: float) -> None:
-        """In the job's transaction, after saving it: its status event, and what its
-        new state asks of the timers and the dispatcher."""
-        self.outbox.add(uow, status_event(job))
+    def claim(self, job_id: str, mutate: Callable[[SchedulerJob, float], Any]) -> tuple[SchedulerJob, Any]:
+        """`change` for a worker's claim (`announce_running=False`) with no transaction
+        when none is needed: a claim that leaves the job RUNNING writes no event and
+        asks nothing of the timers or the dispatcher, so it is one single-document
+        replace, conditional on the sequence read (another change bumps it: read
+        again). The only write that leaves the sequence alone, the dispatcher's
+        clearing of `dispatch_at`, cannot be lost: a RUNNING job has none. A claim that
+        changes nothing writes nothing; any other outcome goes through `change`."""
+        jobs = self.jobs
+        while True:
+            job = jobs.get(job_id)
+            if job is None:
+                raise NotFound(f"job {job_id} not found")
+            seen = job.sequence
+            outcome = mutate(job, time.time())
+            if job.sequence == seen:
+                return job, outcome
+            if job.status != JobStatus.RUNNING or job.dispatch_at is not None:
+                return self.change(job_id, mutate, announce_running=False)
+            if jobs.replace_if_sequence(job, seen):
+                return job, outcome
+
+    def recorded(
+        self,
+        uow: UnitOfWork,
+        job: SchedulerJob,
+        previous: JobStatus | None,
+        now: float,
+        *,
+        publish: bool = True,
+    ) -> None:
+        """In the job's transaction, after saving it: its status event (unless not
+        `publish`), and what its new state asks of the timers and the dispatcher."""
+        if publish:
+            self.outbox.add(uow, status_event(job))
         if job.dispatch_at is not None:
             if job.dispatch_at <= now and self.dispatch is not None:
                 dispatch, snapshot = self.dispatch, job
@@ -92,10 +148,21 @@ class Scheduling:
 WAITING = (JobStatus.REGISTERED, JobStatus.QUEUED)  # may have a timer pending
 
 
+class _Superseded(Exception):
+    """A job changed since this process last wrote it (Scheduling.change's `known`)."""
+
+
 # ------------------------------------------------------------------ inbox effects
 
 
 def on_job_registered(deps: Scheduling) -> Callable[[UnitOfWork, Event], None]:
+    """Store the registered job, QUEUED when due (its work item goes out after the
+    commit), else REGISTERED with a timer. The jobs and events of one inbox batch
+    are inserted together before it commits."""
+    registrations: DeferredWrites[tuple[SchedulerJob, Event | None]] = DeferredWrites(
+        lambda uow, registered: _insert_registered(uow, registered, deps.outbox)
+    )
+
     def effect(uow: UnitOfWork, event: Event) -> None:
         message = unpack(event, job_events_pb2.JobRegistered)
         now = time.time()
@@ -119,16 +186,25 @@ def on_job_registered(deps: Scheduling) -> Callable[[UnitOfWork, Event], None]:
             job.sequence = 1
         elif run_at is None or run_at <= now:
             job.queue(now)  # due now: queued in this transaction, no separate turn
-        # A job registered before (a replayed event under a new id) makes this insert
-        # fail with DuplicateKeyError, which the inbox takes as "already processed".
-        JobRepository(uow.db).add(job, session=uow.session)
+        # A job registered before (a replayed event under a new id) makes the insert
+        # fail with DuplicateKeyError: the batch, then that event alone, fails.
         if job.sequence:
-            deps.recorded(uow, job, None, now)
+            deps.recorded(uow, job, None, now, publish=False)
+            registrations.add(uow, (job, status_event(job)))
         else:
             assert run_at is not None
+            registrations.add(uow, (job, None))
             deps.timers.schedule(job.id, run_at, {"job_id": job.id})
 
     return effect
+
+
+def _insert_registered(
+    uow: UnitOfWork, registered: list[tuple[SchedulerJob, Event | None]], outbox: Outbox
+) -> None:
+    """The jobs one inbox batch registered, and their status events: two inserts."""
+    JobRepository(uow.db).add_many([job for job, _ in registered], session=uow.session)
+    outbox.add_many(uow, [event for _, event in registered if event is not None])
 
 
 def on_job_cancel_requested(deps: Scheduling) -> Callable[[UnitOfWork, Event], None]:

@@ -13,7 +13,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from mesh.paging import keyset_query, keyset_sort
-from mesh.store import Document
+from mesh.store import Document, UnitOfWork
 from scheduler_svc.model import Attempt, JobStatus, SchedulerJob
 
 JOBS = "jobs"
@@ -42,8 +42,21 @@ class JobRepository:
     def add(self, job: SchedulerJob, session: ClientSession | None = None) -> None:
         self.collection.insert_one(to_document(job), session=session)
 
+    def add_many(self, jobs: list[SchedulerJob], session: ClientSession | None = None) -> None:
+        if jobs:
+            self.collection.insert_many([to_document(job) for job in jobs], session=session)
+
     def save(self, job: SchedulerJob, session: ClientSession | None = None) -> None:
         self.collection.replace_one({"_id": job.id}, to_document(job), session=session)
+
+    def replace_if_sequence(self, job: SchedulerJob, seen: int, uow: UnitOfWork | None = None) -> bool:
+        """Save the job unless another change moved its sequence from `seen` (one
+        single-document write: atomic on its own, or part of `uow`'s transaction)."""
+        session = uow.session if uow is not None else None
+        result = self.collection.replace_one(
+            {"_id": job.id, "sequence": seen}, to_document(job), session=session
+        )
+        return result.matched_count == 1
 
     def overdue(self, cutoff: float, limit: int) -> list[SchedulerJob]:
         """QUEUED jobs whose work item was due by `cutoff` and is still not confirmed."""

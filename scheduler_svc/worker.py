@@ -1,6 +1,8 @@
 """Job workers: consume the work queue (prefetch 1, ack only after the attempt's
 outcome committed), run the job with heartbeats, cancellation polling and a
-timeout, and record every transition through the scheduler's handlers.
+timeout, and record every transition through the scheduler's handlers. The claim
+(RUNNING) commits before the job runs, but its event goes out only once the job
+reports progress or outlasts a heartbeat: a quick job publishes QUEUED, then its end.
 
 Runs inside scheduler_svc as a pool of consumer threads, or alone:
 `python -m scheduler_svc.worker` (so a worker can die mid-job without the
@@ -19,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pymongo.errors import PyMongoError
 from switchboard.events.v1 import job_events_pb2
 
 from mesh.bus import Publisher, WorkQueueConsumer
@@ -72,7 +75,7 @@ class JobRunner:
             return current.start_attempt(worker_id, now) if current.status == JobStatus.QUEUED else None
 
         try:
-            claimed, started = self.deps.change(job_id, start_queued)
+            claimed, started = self.deps.claim(job_id, start_queued)
         except NotFound:
             return None
         if started is not None:
@@ -95,7 +98,7 @@ class JobRunner:
                 except InvalidTransition:
                     return None
 
-            job, started = self.deps.change(job_id, start)
+            job, started = self.deps.claim(job_id, start)
             if started is None:
                 continue
             return job if started else None
@@ -115,7 +118,8 @@ class JobRunner:
             return Outcome(error=f"no implementation for job definition {job.definition!r}")
         jobs = self.deps.jobs
         deadline = time.monotonic() + job.timeout_s
-        context = JobContext(job.parameters, deadline, self.config, self._progress_writer(job))
+        announced = threading.Event()  # the RUNNING event went out (the claim did not publish it)
+        context = JobContext(job.parameters, deadline, self.config, self._progress_writer(job, announced))
         outcome = Outcome()
 
         def target() -> None:
@@ -135,6 +139,8 @@ class JobRunner:
             thread.join(self.config.heartbeat_interval_s)
             if not thread.is_alive():
                 break
+            if not announced.is_set() and self._announce(job):
+                announced.set()
             jobs.beat(job.id, job.attempt, job.worker_id, time.time())
             if jobs.cancel_requested(job.id):
                 context.cancel.set()
@@ -144,7 +150,20 @@ class JobRunner:
                 return Outcome(error=f"timed out after {job.timeout_s:g} s")
         return outcome
 
-    def _progress_writer(self, job: SchedulerJob) -> Any:
+    def _announce(self, job: SchedulerJob) -> bool:
+        """The attempt outlasted a heartbeat without reporting progress: publish
+        that it runs (a progress report of the progress it has). False when the
+        database failed: the next heartbeat tries again, the job runs on."""
+        try:
+            self.deps.change(
+                job.id, lambda current, at: current.report_progress(job.attempt, current.progress, at)
+            )
+        except PyMongoError as exc:
+            log.warning("job %s: RUNNING not announced yet: %s", job.id, exc)
+            return False
+        return True
+
+    def _progress_writer(self, job: SchedulerJob, announced: threading.Event) -> Any:
         last = [0.0]
 
         def write(percent: float) -> None:
@@ -153,6 +172,7 @@ class JobRunner:
                 return  # coalesced: completion reports 100 itself
             last[0] = now
             self.deps.change(job.id, lambda current, at: current.report_progress(job.attempt, percent, at))
+            announced.set()
 
         return write
 
@@ -166,7 +186,8 @@ class JobRunner:
                 return current.fail(attempt, outcome.error, now, self.config.retry_delay_s)
             return current.succeed(attempt, outcome.result or {}, now)
 
-        _, applied = self.deps.change(job.id, finish)
+        # the job as the claim wrote it: no read unless it changed since (progress, a cancel)
+        _, applied = self.deps.change(job.id, finish, known=job)
         if not applied:
             log.info("job %s attempt %d finished after it was superseded", job.id, attempt)
 
