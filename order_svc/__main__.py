@@ -5,6 +5,7 @@ from __future__ import annotations
 from switchboard.order.v1 import order_service_pb2_grpc
 
 from mesh import outbox
+from mesh.batching import GroupCommit
 from mesh.server import MeshServer
 from order_svc.config import OrderConfig
 from order_svc.handlers import OrderHandlers
@@ -33,7 +34,15 @@ def main() -> None:
         max_idempotency_key_len=config.max_idempotency_key_len,
     )
     handlers = OrderHandlers(store, order_outbox, limits, config.transaction_attempts)
-    servicer = OrderService(handlers, config)
+    # Group commit: placements that arrive while one transaction is written share the next.
+    placements = GroupCommit(
+        "order-placements",
+        write_batch=handlers.store_placements,
+        write_one=handlers.store_placement,
+        max_batch=config.place_batch_max,
+    )
+    server.add_worker(placements)
+    servicer = OrderService(handlers, config, placements)
     server.add_service(SERVICE_NAME, servicer, order_service_pb2_grpc.add_OrderServiceServicer_to_server)
     server.run()
 

@@ -20,5 +20,6 @@ class OrderConfig(MeshConfig):
     max_reason_len: int = Field(500, gt=0)
     max_id_len: int = Field(64, gt=0, description="longest order or customer id accepted as input")
     transaction_attempts: int = Field(5, gt=0, description="tries of one order transaction")
+    place_batch_max: int = Field(64, gt=0, description="most placements sharing one transaction")
     default_page_size: int = Field(50, gt=0)
     max_page_size: int = Field(1000, gt=0)

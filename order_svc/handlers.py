@@ -37,6 +37,14 @@ class PlaceOrder:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """A validated order and its OrderCreated event, ready to be stored."""
+
+    order: Order
+    event: Event
+
+
+@dataclass(frozen=True)
 class CancelOrder:
     """Command: cancel a PLACED order."""
 
@@ -75,31 +83,51 @@ class OrderHandlers:
         return self.store.transaction(work)
 
     def place_order(self, command: PlaceOrder, now_ms: int) -> Order:
-        """Validate, then store the order and its OrderCreated event atomically. A
-        repeated idempotency key answers the order first created (whatever the
-        retry's lines), also when two calls race: the unique index picks the winner
-        and the loser reads it. No lookup before the transaction: a retry is rare,
-        and every read is one more turn on the database for every placement."""
+        """Validate, then store the order and its OrderCreated event atomically."""
+        return self.store_placement(self.prepare(command, now_ms))
+
+    def prepare(self, command: PlaceOrder, now_ms: int) -> Placement:
+        """Validate and build the order and its event (INVALID_ARGUMENT naming the fields)."""
         violations = Violations()
         currency = validate_placement(command.lines, command.idempotency_key, self.limits, violations)
         violations.raise_if_any()
         order = new_order(command.customer_id, command.lines, currency, command.idempotency_key, now_ms)
         # built before the transaction: the embedded server's per-database gate is
         # held from the first insert to the commit, so nothing slow runs in between
-        event = created_event(order)
+        return Placement(order, created_event(order))
+
+    def store_placement(self, placement: Placement) -> Order:
+        """Store one order with its event. A repeated idempotency key answers the order
+        first created (whatever the retry's lines), also when two calls race: the
+        unique index picks the winner and the loser reads it. No lookup before the
+        transaction: a retry is rare, and every read is one more turn on the database
+        for every placement."""
+        order = placement.order
 
         def work(uow: UnitOfWork) -> Order:
             OrderRepository(uow.db).add(order, uow.session)
-            self.outbox.add(uow, event)
+            self.outbox.add(uow, placement.event)
             return order
 
         try:
             return self._transaction(work)
         except DuplicateKeyError:
-            winner = self.orders.by_idempotency_key(command.customer_id, command.idempotency_key)
+            winner = self.orders.by_idempotency_key(order.customer_id, order.idempotency_key)
             if winner is None:  # the collision was not on the key: nothing sensible to answer
                 raise Aborted("concurrent placement conflict, retry") from None
             return winner
+
+    def store_placements(self, placements: list[Placement]) -> list[Order]:
+        """Store many orders and their events in one transaction (group commit). A
+        repeated key fails the whole batch (DuplicateKeyError): the caller then
+        stores each with `store_placement`."""
+
+        def work(uow: UnitOfWork) -> list[Order]:
+            OrderRepository(uow.db).add_many([p.order for p in placements], uow.session)
+            self.outbox.add_many(uow, [p.event for p in placements])
+            return [p.order for p in placements]
+
+        return self._transaction(work)
 
     def get_order(self, order_id: str, principal: Principal) -> Order:
         order = self.orders.get(order_id)

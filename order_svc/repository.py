@@ -56,6 +56,9 @@ class OrderRepository:
     def add(self, order: Order, session: ClientSession | None = None) -> None:
         self.collection.insert_one(to_document(order), session=session)
 
+    def add_many(self, orders: list[Order], session: ClientSession | None = None) -> None:
+        self.collection.insert_many([to_document(order) for order in orders], session=session)
+
     def get(self, order_id: str, session: ClientSession | None = None) -> Order | None:
         document = self.collection.find_one({"_id": order_id}, session=session)
         return None if document is None else from_document(document)

@@ -13,11 +13,12 @@ from switchboard.order.v1 import order_service_pb2_grpc
 from switchboard.type.v1.money_pb2 import Money
 
 from mesh.auth import current_principal
+from mesh.batching import GroupCommit
 from mesh.errors import Violations
 from mesh.paging import page_size
 from mesh.protos import timestamp_ms
 from order_svc.config import OrderConfig
-from order_svc.handlers import CancelOrder, ListOrders, OrderHandlers, PlaceOrder
+from order_svc.handlers import CancelOrder, ListOrders, OrderHandlers, Placement, PlaceOrder
 from order_svc.model import LineInput, Order, OrderStatus
 from order_svc.repository import OrderQuery
 
@@ -37,9 +38,15 @@ def _now_ms() -> int:
 class OrderService(order_service_pb2_grpc.OrderServiceServicer):
     """Places, reads, lists and cancels orders (transactional outbox)."""
 
-    def __init__(self, handlers: OrderHandlers, config: OrderConfig) -> None:
+    def __init__(
+        self,
+        handlers: OrderHandlers,
+        config: OrderConfig,
+        placements: GroupCommit[Placement, Order] | None = None,
+    ) -> None:
         self.handlers = handlers
         self.config = config
+        self.placements = placements  # group commit of placements (None: one transaction each)
 
     async def PlaceOrder(
         self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext
@@ -58,7 +65,11 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
             ],
             idempotency_key=request.idempotency_key,
         )
-        order = await asyncio.to_thread(self.handlers.place_order, command, _now_ms())
+        placement = self.handlers.prepare(command, _now_ms())
+        if self.placements is not None:
+            order = await self.placements.call(placement)
+        else:
+            order = await asyncio.to_thread(self.handlers.store_placement, placement)
         return pb.PlaceOrderResponse(order=order_to_pb(order))
 
     async def GetOrder(

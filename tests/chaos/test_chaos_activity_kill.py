@@ -1,7 +1,7 @@
 """activity_svc dies with work in progress: orders are placed through the gateway
-while it consumes their events; once a backlog has built up (the consumer is
-stalled for a moment so that it does, on any machine) it is killed (-9) while
-deliveries sit unacked in its prefetch window, and it comes back. The unacked
+while it is stalled, so that a backlog builds up on any machine; it then works
+through them in short slices and is killed (-9) mid-stream, while deliveries sit
+unacked in its prefetch window, and it comes back. The unacked
 events are delivered again and its inbox makes each count once: the day's
 statistics equal the accepted orders exactly (none lost, none counted twice)."""
 
@@ -30,8 +30,9 @@ from tests.support.processes import RABBITMQ_URL
 
 pytestmark = pytest.mark.chaos
 ORDERS = 300
-BACKLOG = 100  # events waiting before the stalled consumer resumes (prefetch: 32)
-KILL_AFTER = 50  # orders counted before the kill
+PREFETCH = 32  # the consumer's prefetch window (BUS_PREFETCH)
+KILL_AFTER = 50  # events acked (so counted) before the kill
+SLICE_S = 0.01  # how long the consumer runs between two looks
 
 
 class QueueDepth:
@@ -87,24 +88,32 @@ def test_activity_killed_mid_batch_counts_every_order_exactly_once_after_restart
     activity = mesh.services["activity"]
     assert activity.process is not None
     began = time.monotonic()
+    # A backlog, however fast the consumer is on this machine: it is stopped (SIGSTOP)
+    # while every order is placed (placement never depends on activity_svc); its
+    # prefetch window then holds PREFETCH unacked deliveries and the rest wait.
+    activity.process.send_signal(signal.SIGSTOP)
     with ThreadPoolExecutor(6) as clients:
-        placing = [clients.submit(place, i) for i in range(ORDERS)]
-        # A backlog, however fast the consumer is on this machine: it stalls (SIGSTOP)
-        # until more events wait than its prefetch window holds, then works through them.
-        activity.process.send_signal(signal.SIGSTOP)
-        backlog = wait_until(lambda: activity_queue.ready() >= BACKLOG, 120, 0.05)
+        for placed in [clients.submit(place, i) for i in range(ORDERS)]:
+            placed.result()
+    assert wait_until(lambda: activity_queue.ready() >= ORDERS - PREFETCH, 60, 0.05), activity_queue.ready()
+    # Then it runs in short slices and is stopped while the test looks, until at least
+    # KILL_AFTER events were acked (each ack follows its inbox commit, so they are
+    # counted) while others still wait: killed there, it dies mid-stream, with a full
+    # prefetch window unacked and possibly a batch's transaction open.
+    mid_stream = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         activity.process.send_signal(signal.SIGCONT)
-        # Mid-stream: some orders counted, and events still waiting in the queue, so
-        # the consumer's prefetch window is full of unacked deliveries.
-        mid_stream = wait_until(lambda: counted() >= KILL_AFTER and activity_queue.ready() > 0, 120, 0.02)
-        counted_at_kill, ready_at_kill = counted(), activity_queue.ready()
-        activity.kill()
-        killed_at = time.monotonic()
-        for placed in placing:
-            placed.result()  # order placement never depended on activity_svc
-    assert backlog, "the orders' events never queued up"
-    assert mid_stream, "activity_svc never had a backlog to be killed in"
-    assert 0 < counted_at_kill < ORDERS
+        time.sleep(SLICE_S)
+        activity.process.send_signal(signal.SIGSTOP)
+        ready_at_kill = activity_queue.ready()
+        acked_at_kill = ORDERS - PREFETCH - ready_at_kill
+        if acked_at_kill >= KILL_AFTER:
+            mid_stream = ready_at_kill > 0
+            break
+    activity.kill()
+    killed_at = time.monotonic()
+    assert mid_stream, f"activity_svc was not stopped mid-stream (ready {ready_at_kill})"
     log_offset = activity.log_path.stat().st_size
     activity.start(timeout_s=40)
     restarted_at = time.monotonic()
@@ -118,7 +127,7 @@ def test_activity_killed_mid_batch_counts_every_order_exactly_once_after_restart
     for name, value in {
         "requests": ORDERS + tally.retried,
         "accepted": len(accepted),
-        "counted_at_kill": counted_at_kill,
+        "acked_at_kill": acked_at_kill,
         "waiting_in_queue_at_kill": ready_at_kill,
         "redeliveries_dropped_by_inbox": duplicates_dropped,
         "lost": ORDERS - counted(),
@@ -128,8 +137,8 @@ def test_activity_killed_mid_batch_counts_every_order_exactly_once_after_restart
     }.items():
         record_property(name, value)
     print(
-        "activity-kill counted at kill",
-        counted_at_kill,
+        "activity-kill acked at kill",
+        acked_at_kill,
         "ready",
         ready_at_kill,
         "duplicates dropped",
