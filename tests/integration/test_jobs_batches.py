@@ -232,13 +232,17 @@ def test_jobs_registered_in_one_batch_are_stored_in_one_transaction_each_with_it
     assert isinstance(deps.timers, FakeTimers) and deps.timers.scheduled == {"later": later}
 
 
+def _store_queued(store: Store, job_id: str) -> None:
+    job = SchedulerJob(job_id, "alice", "noop", {}, max_attempts=1, timeout_s=5, create_time=1, update_time=1)
+    job.queue(2.0)
+    SchedulerRepository(store.db).add(job)
+
+
 def test_a_claim_racing_a_cancel_reads_the_job_again_and_the_cancel_stands(
     store: Store, scheduling: tuple[scheduler.Scheduling, list[str]]
 ) -> None:
     deps, _ = scheduling
-    job = SchedulerJob("j1", "alice", "noop", {}, max_attempts=1, timeout_s=5, create_time=1, update_time=1)
-    job.queue(2.0)
-    SchedulerRepository(store.db).add(job)
+    _store_queued(store, "j1")
     seen: list[SchedulerStatus] = []
 
     def start_queued(current: SchedulerJob, now: float) -> bool | None:
@@ -259,9 +263,7 @@ def test_a_claim_that_starts_the_job_writes_no_status_event(
     store: Store, scheduling: tuple[scheduler.Scheduling, list[str]]
 ) -> None:
     deps, _ = scheduling
-    job = SchedulerJob("j2", "alice", "noop", {}, max_attempts=1, timeout_s=5, create_time=1, update_time=1)
-    job.queue(2.0)
-    SchedulerRepository(store.db).add(job)
+    _store_queued(store, "j2")
 
     claimed, started = deps.claim("j2", lambda current, now: current.start_attempt("w1", now))
 

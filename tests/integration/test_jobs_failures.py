@@ -20,8 +20,7 @@ from tests.support.processes import ServiceProcess
 def mesh(
     start_service: Callable[..., ServiceProcess], token: Callable[..., str], isolation: dict[str, str]
 ) -> Iterator[JobsMesh]:
-    databases = {"registration": isolation["MONGO_DB"] + "_reg", "scheduler": isolation["MONGO_DB"] + "_sch"}
-    jobs = JobsMesh(start_service, token, databases, isolation)
+    jobs = JobsMesh.isolated(start_service, token, isolation)
     yield jobs
     jobs.close()
 

@@ -24,8 +24,7 @@ HEARTBEAT_S = 1.0  # a no-op ends well within it; the sleep below outlasts it
 def mesh(
     start_service: Callable[..., ServiceProcess], token: Callable[..., str], isolation: dict[str, str]
 ) -> Iterator[JobsMesh]:
-    databases = {"registration": isolation["MONGO_DB"] + "_reg", "scheduler": isolation["MONGO_DB"] + "_sch"}
-    jobs = JobsMesh(start_service, token, databases, isolation)
+    jobs = JobsMesh.isolated(start_service, token, isolation)
     jobs.start_registration()
     jobs.start_scheduler(HEARTBEAT_INTERVAL_S=str(HEARTBEAT_S), WORKER_LEASE_S=str(5 * HEARTBEAT_S))
     yield jobs

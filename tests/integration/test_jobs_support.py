@@ -54,6 +54,14 @@ class JobsMesh:
     channels: list[grpc.Channel] = field(default_factory=list)
     processes: list[ServiceProcess] = field(default_factory=list)
 
+    @classmethod
+    def isolated(
+        cls, start: Callable[..., ServiceProcess], token: Callable[..., str], isolation: dict[str, str]
+    ) -> JobsMesh:
+        """A mesh whose two services have databases of this test only."""
+        base = isolation["MONGO_DB"]
+        return cls(start, token, {"registration": f"{base}_reg", "scheduler": f"{base}_sch"}, isolation)
+
     def _start(self, module: str, **env: Any) -> ServiceProcess:
         process = self.start(module, **env)
         self.processes.append(process)
