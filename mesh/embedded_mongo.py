@@ -195,7 +195,8 @@ class TransactionGate:
             return
         if time.monotonic() - owner.last_seen > self._stale_after_s:
             log.warning("aborting a transaction idle for %.0f s on %s", self._stale_after_s, database)
-            del self._owners[database]
+            owner.label += " (aborted: idle)"
+            self._record(database, self._owners.pop(database))
             self._abort(owner.session_id)
 
     def _release_command(self, database: str) -> None:

@@ -31,7 +31,7 @@ from mesh.openapi import (
     rpc_methods,
     with_error_types,
 )
-from mesh.processes import spawn, terminate, wait_until
+from mesh.processes import listening_on, spawn, terminate, wait_until
 from mesh.topology import GATEWAY_ADMIN_PORT, GATEWAY_PORT, SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +72,11 @@ class GatewaySettings(BaseSettings):
     stream_idle_timeout_s: float = Field(3600.0, gt=0, description="idle limit of live streams")
     max_request_body_bytes: int = Field(
         4 * 1024 * 1024, gt=0, description="largest REST body transcoded (413 above): the services' limit"
+    )
+    reuse_port: bool = Field(
+        True,
+        description="SO_REUSEPORT on the listeners (the kernel spreads connections over Envoy's "
+        "workers); tests turn it off so that an Envoy cannot share a port another one holds",
     )
     cors_allow_origin_regex: str = ".*"
     jwt_issuer: str = "switchboard"
@@ -336,8 +341,12 @@ class EnvoyProcess:
     def start(self, timeout_s: float = 30) -> EnvoyProcess:
         # No hot restart: several gateways (parallel tests) then need no distinct --base-id.
         argv = [envoy_binary(), "-c", str(self.config), "--disable-hot-restart", "--log-level", "warn"]
-        self.process = spawn(argv, log_path=self.log_path)
-        if not wait_until(self.ready, timeout_s, 0.1):
+        process = self.process = spawn(argv, log_path=self.log_path)
+
+        def settled() -> bool:  # exited (a failed bind), or ready on an admin port of its own
+            return process.poll() is not None or (self.ready() and listening_on(process.pid, self.admin_port))
+
+        if not wait_until(settled, timeout_s, 0.1) or process.poll() is not None:
             self.stop()
             raise RuntimeError(f"envoy not ready; log:\n{self.log_path.read_text()[-3000:]}")
         return self

@@ -157,8 +157,10 @@ def ensure_rabbitmq(url: str, min_open_files: int = 0) -> None:
 def _restart_if_starved(server: str, port: int, min_open_files: int) -> None:
     pid = _local_node_pid()
     limit = None if pid is None else open_files_limit(pid)
-    if pid is None or limit is None or limit >= min_open_files:
-        return
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    wanted = min_open_files if hard == resource.RLIM_INFINITY else min(min_open_files, hard)
+    if pid is None or limit is None or limit >= wanted:
+        return  # enough, or as many as a restart could give it
     print(f"the local RabbitMQ may open only {limit} files: restarting it with the hard limit")
     ctl = shutil.which("rabbitmqctl")
     if ctl is not None:

@@ -161,7 +161,7 @@ class Outbox:
         if not chosen:
             return 0
         result = self.collection.update_many(
-            {"_id": {"$in": chosen}, "status": FAILED},
+            {"_id": {"$in": chosen}, "status": {"$eq": FAILED}},
             {
                 "$set": {
                     "status": PENDING,
@@ -252,6 +252,8 @@ class OutboxRelay:
                     self.outbox.ensure_indexes()
                     indexed = True
                 now = time.monotonic()
+                if now >= self._mark_at:  # first: a failing sweep or cleanup must not hold it up
+                    self.mark_published()
                 if now >= next_sweep or self._sweep_now.is_set():
                     self._sweep_now.clear()
                     self.sweep()
@@ -259,8 +261,6 @@ class OutboxRelay:
                 if now >= next_cleanup:
                     self.cleanup()
                     next_cleanup = now + self.config.outbox_cleanup_interval_s
-                if now >= self._mark_at:
-                    self.mark_published()
                 wait_s = min(next_sweep, next_cleanup, self._mark_at) - time.monotonic()
                 rows = self.outbox.take_ready(self.config.outbox_batch_size, wait_s)
                 if rows and self.publisher.healthy():
@@ -377,7 +377,7 @@ class OutboxRelay:
         try:
             # whoever holds the claim now: the broker has it, so it must not go out again
             self._collection.update_many(
-                {"_id": {"$in": ids}, "status": PENDING},
+                {"_id": {"$in": ids}, "status": {"$eq": PENDING}},
                 {
                     "$set": {
                         "status": PUBLISHED,
@@ -395,23 +395,26 @@ class OutboxRelay:
 
     def _record(self, outcome: _Outcome) -> None:
         now = time.time()
-        if outcome.published:
-            self._confirmed.extend(outcome.published)
-            interval = self.config.outbox_mark_interval_s
-            if interval == 0 or len(self._confirmed) >= self.config.outbox_batch_size:
-                self.mark_published()
-            else:
-                self._mark_at = min(self._mark_at, time.monotonic() + interval)
         if outcome.unavailable:  # the broker is away: not the row's fault, no attempt counted
             self._release(outcome.unavailable)
         if outcome.failed:
             self._collection.bulk_write([self._failure(row, error, now) for row, error in outcome.failed])
             for row, error in outcome.failed:
                 log.warning("outbox row %s (%s) failed: %s", row["_id"], row["type"], error)
+        if outcome.published:
+            self._confirmed.extend(outcome.published)
+            interval = self.config.outbox_mark_interval_s
+            if interval == 0 or len(self._confirmed) >= self.config.outbox_batch_size:
+                try:
+                    self.mark_published()
+                except PyMongoError as exc:  # the rows wait for the next mark, still leased here
+                    log.warning("outbox relay: marking published rows failed: %s", exc)
+            else:
+                self._mark_at = min(self._mark_at, time.monotonic() + interval)
 
     def _release(self, ids: list[str]) -> None:
         self._collection.update_many(
-            {"_id": {"$in": ids}, "status": PENDING, "claim_owner": self.owner},
+            {"_id": {"$in": ids}, "status": {"$eq": PENDING}, "claim_owner": self.owner},
             {"$set": {"claim_owner": None, "claim_expires_at": 0.0}},
         )
 
@@ -422,7 +425,7 @@ class OutboxRelay:
             self.config.outbox_sweep_interval_s * 2 ** (attempts - 1), self.config.outbox_retry_max_s
         )
         return UpdateOne(
-            {"_id": row["_id"], "claim_owner": self.owner, "status": PENDING},
+            {"_id": row["_id"], "claim_owner": self.owner, "status": {"$eq": PENDING}},
             {
                 "$set": {
                     "status": FAILED if gave_up else PENDING,

@@ -68,7 +68,7 @@ class Mesh:
         began = time.monotonic()
         self.mongo.stop()
         time.sleep(down_s)
-        self.mongo.start()
+        self.mongo.start(same_port=True)
         return time.monotonic() - began
 
     def stop(self) -> None:

@@ -75,6 +75,7 @@ def start_envoy(
     """Envoy for `upstreams` on free ports: (listen port, process). Listeners do not set
     SO_REUSEPORT, so a port another test's process took first fails the bind; then
     new ports are tried."""
+    exclusive = settings.model_copy(update={"reuse_port": False})
     for attempt in range(3):
         listen, admin = free_port(), free_port()
         config = render_to(
@@ -83,7 +84,7 @@ def start_envoy(
             listen_port=listen,
             admin_port=admin,
             upstreams=upstreams,
-            settings=settings,
+            settings=exclusive,
         )
         try:
             return listen, EnvoyProcess(config, tmp_path / "envoy.log", admin).start()

@@ -41,9 +41,11 @@ class EmbeddedMongo:
     def url(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
-    def start(self) -> EmbeddedMongo:
+    def start(self, same_port: bool = False) -> EmbeddedMongo:
+        """Start, moving to another free port if one was taken first, unless `same_port`
+        (a restart: the services know this port, so a taken one is an error)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
+        for _ in range(1 if same_port else 3):
             self.process = spawn(
                 [
                     sys.executable,
@@ -87,6 +89,7 @@ class ServiceProcess:
     log_dir: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    was_started: bool = False
 
     @property
     def target(self) -> str:
@@ -110,10 +113,12 @@ class ServiceProcess:
         STARTED.append(self.process)
 
     def wait_started(self, timeout_s: float = 30) -> ServiceProcess:
-        """Wait until `started()`; when another process took the port first, move to a new one."""
-        for _ in range(3):
+        """Wait until `started()`; when another process took the port first, move to a
+        new one, unless this is a restart (others, such as Envoy, know the port)."""
+        for _ in range(1 if self.was_started else 3):
             wait_until(lambda: self.started() or self.exited(), timeout_s, 0.1)
             if self.started():
+                self.was_started = True
                 return self
             if not (self.exited() and "bind" in self.log_path.read_text()):
                 break

@@ -141,3 +141,12 @@ def test_jwks_names_the_key_id_the_mesh_signs_with(keys: Path) -> None:
     key_set = json.loads(jwks((keys / "jwt.pub").read_bytes()))
     assert [k["kid"] for k in key_set["keys"]] == ["switchboard-1"]
     assert key_set["keys"][0]["alg"] == "RS256"
+
+
+def test_listeners_share_their_port_across_workers_unless_told_not_to(tmp_path: Path, keys: Path) -> None:
+    def reuse(**settings: Any) -> list[bool]:
+        _, config = _render(tmp_path, keys, **settings)
+        return [listener["enable_reuse_port"] for listener in config["static_resources"]["listeners"]]
+
+    assert reuse() == [True]
+    assert reuse(reuse_port=False) == [False]
