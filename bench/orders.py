@@ -53,8 +53,8 @@ from switchboard.type.v1.money_pb2 import Money  # noqa: E402
 
 from mesh.auth import ensure_keys, mint_token  # noqa: E402
 from mesh.client import bearer  # noqa: E402
-from mesh.gateway import EnvoyProcess, GatewaySettings, local_upstreams, render_to  # noqa: E402
-from mesh.processes import free_port  # noqa: E402
+from mesh.gateway import EnvoyProcess, GatewaySettings, local_upstreams  # noqa: E402
+from tests.e2e.gateway_harness import start_envoy  # noqa: E402
 from tests.support.processes import RABBITMQ_URL, EmbeddedMongo, ServiceProcess, unique  # noqa: E402
 
 CLIENT_LEVELS = (1, 16, 64)
@@ -149,17 +149,10 @@ def rest_place_call(gateway_port: int, token: str) -> Callable[[], None]:
 
 def start_gateway(work: Path, keys: Path, orders: ServiceProcess) -> tuple[EnvoyProcess, int]:
     """Envoy (the gateway template) in front of the bench's order_svc only."""
-    listen, admin = free_port(), free_port()
     upstreams = [u for u in local_upstreams({"order": orders.port}) if u.name == "order"]
-    config = render_to(
-        work / "envoy" / "envoy.yaml",
-        keys,
-        listen_port=listen,
-        admin_port=admin,
-        upstreams=upstreams,
-        settings=BENCH_GATEWAY,
-    )
-    return EnvoyProcess(config, work / "envoy" / "envoy.log", admin).start(), listen
+    (work / "envoy").mkdir(parents=True, exist_ok=True)
+    listen, envoy = start_envoy(work / "envoy", keys, upstreams, BENCH_GATEWAY)
+    return envoy, listen
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from switchboard.chat.v1 import chat_service_pb2 as pb
 from switchboard.events.v1 import chat_events_pb2
 
@@ -9,17 +11,24 @@ from chat_svc.model import Message, Room
 from mesh.protos import timestamp
 
 
+def room_fields(room: Room) -> dict[str, Any]:
+    """What chat.v1 Room and the ChatRoomCreated event both say about a room."""
+    return {
+        "kind": int(room.kind),
+        "display_name": room.display_name,
+        "owner_id": room.owner_id,
+        "member_ids": room.member_ids,
+        "session_id": room.session_id,
+        "create_time": timestamp(room.create_time),
+    }
+
+
 def room_to_proto(room: Room) -> pb.Room:
     return pb.Room(
         id=room.id,
-        kind=int(room.kind),  # type: ignore[arg-type]
-        display_name=room.display_name,
-        owner_id=room.owner_id,
-        member_ids=room.member_ids,
-        session_id=room.session_id,
         last_sequence=room.last_sequence,
-        create_time=timestamp(room.create_time),
         update_time=timestamp(room.update_time),
+        **room_fields(room),
     )
 
 

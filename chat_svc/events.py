@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from switchboard.events.v1 import chat_events_pb2 as ce
 
-from chat_svc.convert import message_to_proto, posted_event_data
+from chat_svc.convert import message_to_proto, posted_event_data, room_fields
 from chat_svc.model import Message, Room
 from mesh.events import Event, event_type_of, new_event
 from mesh.protos import timestamp
@@ -20,15 +20,7 @@ PRESENCE_CHANGED = event_type_of(ce.PresenceChanged)
 
 
 def room_created(room: Room) -> Event:
-    data = ce.ChatRoomCreated(
-        room_id=room.id,
-        kind=int(room.kind),  # type: ignore[arg-type]
-        display_name=room.display_name,
-        owner_id=room.owner_id,
-        member_ids=room.member_ids,
-        session_id=room.session_id,
-        create_time=timestamp(room.create_time),
-    )
+    data = ce.ChatRoomCreated(room_id=room.id, **room_fields(room))
     return new_event(ROOM_CREATED, SOURCE, f"rooms/{room.id}", data)
 
 

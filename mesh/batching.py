@@ -24,7 +24,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from typing import Generic, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -37,6 +37,21 @@ log = logging.getLogger(__name__)
 C = TypeVar("C")
 R = TypeVar("R")
 T = TypeVar("T")
+
+
+def take_batch(ready: queue.SimpleQueue[T | None], max_count: int, timeout_s: float) -> list[T]:
+    """What has been handed over on `ready`, up to `max_count` items, waiting up to
+    `timeout_s` for the first; a None on the queue only wakes the taker."""
+    try:
+        taken = [ready.get(timeout=max(timeout_s, 0.0))]
+    except queue.Empty:
+        return []
+    while len(taken) < max_count:
+        try:
+            taken.append(ready.get_nowait())
+        except queue.Empty:
+            break
+    return [item for item in taken if item is not None]
 
 
 class GroupCommit(Generic[C, R]):
@@ -127,24 +142,13 @@ class GroupCommit(Generic[C, R]):
                 )
             else:
                 for (_, future), result in zip(batch, results, strict=True):
-                    _settle(future, result=result)
+                    future.set_result(result)
                 return
         for command, future in batch:
             try:
-                _settle(future, result=self.write_one(command))
+                future.set_result(self.write_one(command))
             except Exception as exc:
-                _settle(future, error=exc)
-
-
-def _settle(future: Future[R], result: R | None = None, error: BaseException | None = None) -> None:
-    """Give the caller its outcome, unless it is gone (cancelled meanwhile)."""
-    try:
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
-    except InvalidStateError:
-        pass
+                future.set_exception(exc)
 
 
 class DeferredWrites(Generic[T]):

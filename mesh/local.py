@@ -149,9 +149,7 @@ def ensure_rabbitmq(url: str, min_open_files: int = 0) -> None:
         if not wait_until(lambda: port_open(port, host), 60, 0.5):
             raise SystemExit(f"a RabbitMQ node runs but {host}:{port} does not answer")
         return
-    subprocess.run(rabbitmq_start_command(server), check=False)
-    if not wait_until(lambda: port_open(port, host), 60, 0.5):
-        raise SystemExit("the local RabbitMQ did not start within 60 s")
+    _start_node(server, port)
 
 
 def _restart_if_starved(server: str, port: int, min_open_files: int) -> None:
@@ -170,9 +168,13 @@ def _restart_if_starved(server: str, port: int, min_open_files: int) -> None:
         if stuck is not None:
             os.kill(stuck, signal.SIGKILL)
         wait_until(lambda: _local_node_pid() is None, 10, 0.2)
+    _start_node(server, port)
+
+
+def _start_node(server: str, port: int, timeout_s: float = 90) -> None:
     subprocess.run(rabbitmq_start_command(server), check=False)
-    if not wait_until(lambda: port_open(port), 90, 0.5):
-        raise SystemExit("the local RabbitMQ did not come back within 90 s")
+    if not wait_until(lambda: port_open(port), timeout_s, 0.5):
+        raise SystemExit(f"the local RabbitMQ did not start within {timeout_s:.0f} s")
 
 
 def service_env(paths: LocalPaths, name: str, grpc_port: int, metrics_port: int) -> dict[str, str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import math
 import os
@@ -29,6 +28,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
+from mesh.batching import take_batch
 from mesh.bus import BrokerUnavailable, Publisher
 from mesh.config import MeshConfig
 from mesh.events import Event, from_bytes, to_bytes
@@ -79,9 +79,7 @@ class Outbox:
         self._ready: queue.SimpleQueue[Document | None] = queue.SimpleQueue()
 
     def add(self, uow: UnitOfWork, event: Event) -> None:
-        row = self._row(event, time.time())
-        uow.db[COLLECTION].insert_one(row, session=uow.session)
-        uow.after_commit(lambda: self._ready.put(row))
+        self.add_many(uow, [event])
 
     def add_many(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
         """`add` for several events with one insert (a batch of state changes)."""
@@ -120,16 +118,7 @@ class Outbox:
     def take_ready(self, max_count: int, timeout_s: float) -> list[Document]:
         """Rows committed since the last call, as written (waits up to `timeout_s`
         for the first)."""
-        try:
-            taken = [self._ready.get(timeout=max(timeout_s, 0.0))]
-        except queue.Empty:
-            return []
-        while len(taken) < max_count:
-            try:
-                taken.append(self._ready.get_nowait())
-            except queue.Empty:
-                break
-        return [row for row in taken if row is not None]
+        return take_batch(self._ready, max_count, timeout_s)
 
     def wake(self) -> None:
         """Nudge a relay waiting in `take_ready`."""
@@ -273,8 +262,7 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay iteration failed")
                 self._stopping.wait(1.0)
-        with contextlib.suppress(PyMongoError):  # unmarked rows go out again after their lease
-            self.mark_published()
+        self.mark_published()  # what stays unmarked goes out again after its lease
 
     def sweep(self) -> int:
         """Publish claimable PENDING rows, oldest first, batch by batch; returns the count."""
@@ -368,7 +356,8 @@ class OutboxRelay:
         return future
 
     def mark_published(self) -> None:
-        """Mark the confirmed rows PUBLISHED with one write."""
+        """Mark the confirmed rows PUBLISHED with one write (on failure, keep them for
+        the next round: still leased here, nobody else publishes them meanwhile)."""
         self._mark_at = math.inf
         ids, self._confirmed = self._confirmed, []
         if not ids:
@@ -388,10 +377,10 @@ class OutboxRelay:
                     }
                 },
             )
-        except PyMongoError:
-            self._confirmed[:0] = ids  # next time
+        except PyMongoError as exc:  # still leased here: the next round marks them
+            log.warning("outbox relay: marking published rows failed: %s", exc)
+            self._confirmed[:0] = ids
             self._mark_at = time.monotonic() + self.config.outbox_mark_interval_s
-            raise
 
     def _record(self, outcome: _Outcome) -> None:
         now = time.time()
@@ -405,10 +394,7 @@ class OutboxRelay:
             self._confirmed.extend(outcome.published)
             interval = self.config.outbox_mark_interval_s
             if interval == 0 or len(self._confirmed) >= self.config.outbox_batch_size:
-                try:
-                    self.mark_published()
-                except PyMongoError as exc:  # the rows wait for the next mark, still leased here
-                    log.warning("outbox relay: marking published rows failed: %s", exc)
+                self.mark_published()
             else:
                 self._mark_at = min(self._mark_at, time.monotonic() + interval)
 

@@ -94,30 +94,31 @@ def listening_on(pid: int, port: int) -> bool:
 
     A port that answers is not proof that the process we started bound it: between
     `free_port()` and the bind, another process may take the port."""
-    inodes: set[str] = set()
+    listening = _listening_sockets(port)
+    return bool(listening) and not listening.isdisjoint(_open_files(pid))
+
+
+def _listening_sockets(port: int) -> set[str]:
+    """The inodes ("socket:[N]") of the sockets listening on `port`."""
+    found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local, state, inode = fields[1], fields[3], fields[9]
-            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
-                inodes.add(f"socket:[{inode}]")
-    if not inodes:
-        return False
-    fd_dir = Path(f"/proc/{pid}/fd")
-    try:
-        for fd in fd_dir.iterdir():
-            try:
-                if os.readlink(fd) in inodes:
-                    return True
-            except OSError:
-                continue
-    except OSError:
-        return False
-    return False
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    found.add(f"socket:[{inode}]")
+    return found
+
+
+def _open_files(pid: int) -> set[str]:
+    """What the process's file descriptors point at (empty if it is gone)."""
+    links = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                links.add(os.readlink(fd))
+    return links
 
 
 def free_port() -> int:

@@ -4,6 +4,8 @@ multi-document transaction (commit explicitly, roll back by default)."""
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -20,6 +22,19 @@ from mesh.errors import Unavailable
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Document = dict[str, Any]
+
+
+def is_transient(exc: PyMongoError) -> bool:
+    """A conflict or an unknown commit outcome: the transaction may simply be run again."""
+    return exc.has_error_label("TransientTransactionError") or exc.has_error_label(
+        "UnknownTransactionCommitResult"
+    )
+
+
+def backoff(attempt: int) -> None:
+    """A short jittered pause before attempt `attempt + 1`, so that contending
+    transactions spread out instead of colliding again."""
+    time.sleep(random.uniform(0, min(0.002 * attempt, 0.05)))
 
 
 class UnitOfWork:
@@ -93,7 +108,7 @@ class Store:
 
     def transaction(self, work: Callable[[UnitOfWork], T], attempts: int = 5) -> T:
         """Run `work` in a unit of work and commit it, retrying transient conflicts
-        (the TransientTransactionError label); `work` must be safe to re-run."""
+        (`is_transient`) after a jittered `backoff`; `work` must be safe to re-run."""
         for attempt in range(1, attempts + 1):
             try:
                 with self.unit_of_work() as uow:
@@ -101,12 +116,10 @@ class Store:
                     uow.commit()
                     return result
             except PyMongoError as exc:
-                transient = exc.has_error_label("TransientTransactionError") or exc.has_error_label(
-                    "UnknownTransactionCommitResult"
-                )
-                if not transient or attempt == attempts:
+                if not is_transient(exc) or attempt == attempts:
                     raise
                 log.info("retrying transient transaction failure", extra={"attempt": attempt})
+            backoff(attempt)
         raise AssertionError("unreachable")
 
     def ping(self) -> bool:

@@ -82,10 +82,6 @@ class OrderHandlers:
     def _transaction(self, work: Callable[[UnitOfWork], T]) -> T:
         return self.store.transaction(work)
 
-    def place_order(self, command: PlaceOrder, now_ms: int) -> Order:
-        """Validate, then store the order and its OrderCreated event atomically."""
-        return self.store_placement(self.prepare(command, now_ms))
-
     def prepare(self, command: PlaceOrder, now_ms: int) -> Placement:
         """Validate and build the order and its event (INVALID_ARGUMENT naming the fields)."""
         violations = Violations()

@@ -42,11 +42,11 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
         self,
         handlers: OrderHandlers,
         config: OrderConfig,
-        placements: GroupCommit[Placement, Order] | None = None,
+        placements: GroupCommit[Placement, Order],
     ) -> None:
         self.handlers = handlers
         self.config = config
-        self.placements = placements  # group commit of placements (None: one transaction each)
+        self.placements = placements  # group commit of placements
 
     async def PlaceOrder(
         self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext
@@ -66,10 +66,7 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
             idempotency_key=request.idempotency_key,
         )
         placement = self.handlers.prepare(command, _now_ms())
-        if self.placements is not None:
-            order = await self.placements.call(placement)
-        else:
-            order = await asyncio.to_thread(self.handlers.store_placement, placement)
+        order = await self.placements.call(placement)
         return pb.PlaceOrderResponse(order=order_to_pb(order))
 
     async def GetOrder(

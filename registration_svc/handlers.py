@@ -60,11 +60,6 @@ class Registration:
         return JobRepository(self.store.db)
 
 
-def submit_job(command: SubmitJob, deps: Registration) -> Job:
-    """Validate and store a job with its JobRegistered event (`new_job`, `insert_job`)."""
-    return insert_job(new_job(command, deps.catalogue), deps)
-
-
 def new_job(command: SubmitJob, catalogue: Catalogue) -> Job:
     """The job a submission asks for, its parameters checked against the catalogue
     (INVALID_ARGUMENT otherwise); nothing is stored yet."""

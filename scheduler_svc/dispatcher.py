@@ -22,6 +22,7 @@ from concurrent.futures import Future, wait
 
 from pymongo.errors import PyMongoError
 
+from mesh.batching import take_batch
 from mesh.bus import Publisher, work_queue_topology
 from scheduler_svc.config import SchedulerConfig
 from scheduler_svc.handlers import Scheduling, dispatch_event
@@ -86,19 +87,7 @@ class Dispatcher:
 
     def _take(self, timeout_s: float) -> list[SchedulerJob]:
         """What was handed over (waits up to `timeout_s` for the first)."""
-        try:
-            first = self._ready.get(timeout=timeout_s)
-        except queue.Empty:
-            return []
-        batch = [first] if first is not None else []
-        while len(batch) < self.config.dispatch_batch:
-            try:
-                job = self._ready.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                batch.append(job)
-        return batch
+        return take_batch(self._ready, self.config.dispatch_batch, timeout_s)
 
     def sweep(self) -> int:
         """Send the work items overdue by the grace period; returns how many went out."""

@@ -13,7 +13,6 @@ would be a no-op anyway)."""
 from __future__ import annotations
 
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from mesh.auth import Principal
 from mesh.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
 from mesh.outbox import Outbox
-from mesh.store import Document, Store, UnitOfWork
+from mesh.store import Document, Store, UnitOfWork, backoff, is_transient
 from mesh.timers import DurableTimers, Firing
 from session_svc import model
 from session_svc.config import SessionConfig
@@ -99,9 +98,9 @@ def start_session(command: StartSession, deps: Deps) -> Session:
                 return existing
             continue
         except PyMongoError as exc:
-            if not _retryable(exc):
+            if not is_transient(exc):
                 raise
-        _backoff(attempt)
+        backoff(attempt)
     raise Aborted("could not start the session; retry")
 
 
@@ -205,15 +204,7 @@ def batch_transaction(deps: Deps, work: Callable[[UnitOfWork], T]) -> T:
     """One transaction for a whole batch, tried again while the store reports a
     transient conflict (a busy database), so a batch is not split into single
     transactions just when the store is busiest. Other errors propagate."""
-    attempts = deps.config.session_batch_attempts
-    for attempt in range(1, attempts + 1):
-        try:
-            return deps.transaction(work)
-        except PyMongoError as exc:
-            if isinstance(exc, DuplicateKeyError) or not _retryable(exc) or attempt == attempts:
-                raise
-        _backoff(attempt)
-    raise AssertionError("unreachable")
+    return deps.store.transaction(work, attempts=deps.config.session_batch_attempts)
 
 
 def _plan_firings(deps: Deps, firings: list[Firing]) -> list[tuple[Session, int]]:
@@ -277,22 +268,11 @@ def _turn(deps: Deps, session_id: str, decide: Decision) -> Session:
         except PyMongoError as exc:
             # Safe to re-run whatever the commit's fate: a turn re-reads and is
             # idempotent (version compare-and-set, recharge request ids).
-            if not _retryable(exc):
+            if not is_transient(exc):
                 raise
             log.info("session turn retried", extra={"attempt": attempt, "error": str(exc)[:200]})
-        _backoff(attempt)
+        backoff(attempt)
     raise Aborted("session is too busy; retry")
-
-
-def _backoff(attempt: int) -> None:
-    # Jittered so contending turns spread out instead of colliding again.
-    time.sleep(random.uniform(0, min(0.002 * attempt, 0.05)))
-
-
-def _retryable(exc: PyMongoError) -> bool:
-    return exc.has_error_label("TransientTransactionError") or exc.has_error_label(
-        "UnknownTransactionCommitResult"
-    )
 
 
 def _attempt(uow: UnitOfWork, deps: Deps, session_id: str, decide: Decision) -> Session:

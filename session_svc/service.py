@@ -49,9 +49,9 @@ def to_proto(session: Session, now: float) -> pb.Session:
 class SessionService(session_service_pb2_grpc.SessionServiceServicer):
     """Paid chat sessions with server-owned pause-for-recharge timers."""
 
-    def __init__(self, deps: Deps, starts: GroupCommit[handlers.StartSession, Session] | None = None) -> None:
+    def __init__(self, deps: Deps, starts: GroupCommit[handlers.StartSession, Session]) -> None:
         self.deps = deps
-        self.starts = starts  # group commit of starts (None: one transaction each)
+        self.starts = starts  # group commit of starts
 
     async def StartSession(self, request: pb.StartSessionRequest, context: Any) -> pb.StartSessionResponse:
         principal = current_principal()
@@ -72,10 +72,7 @@ class SessionService(session_service_pb2_grpc.SessionServiceServicer):
         command = handlers.StartSession(
             customer_id, request.advisor_id, request.prepaid_seconds, request.room_id, request.request_id
         )
-        if self.starts is not None:
-            session = await self.starts.call(command)
-        else:
-            session = await asyncio.to_thread(handlers.start_session, command, self.deps)
+        session = await self.starts.call(command)
         return pb.StartSessionResponse(session=to_proto(session, time.time()))
 
     async def GetSession(self, request: pb.GetSessionRequest, context: Any) -> pb.GetSessionResponse:
