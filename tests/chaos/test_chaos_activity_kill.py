@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import signal
 import time
 import uuid
@@ -26,6 +27,7 @@ from mesh.client import bearer
 from mesh.processes import wait_until
 from tests.chaos.conftest import Mesh, Tally, retrying
 from tests.chaos.test_chaos_replica_kill import order_request
+from tests.support.broker import messages_in
 from tests.support.processes import RABBITMQ_URL
 
 pytestmark = pytest.mark.chaos
@@ -121,7 +123,9 @@ def test_activity_killed_mid_batch_counts_every_order_exactly_once_after_restart
     assert len(accepted) == ORDERS, tally.errors
     assert wait_until(lambda: counted() >= ORDERS, 120, 0.2), (counted(), ORDERS)
     recovery_s = time.monotonic() - killed_at
-    time.sleep(1.0)  # a late duplicate would land now: the count must stay exactly N
+    # Nothing left anywhere (queue, retry queues, parked): no late duplicate can still land.
+    queues = f"^{re.escape(activity_queue.queue)}"  # and its .retry.* and .dead queues
+    assert wait_until(lambda: messages_in(queues) == 0, 30, 0.5), messages_in(queues)
     assert counted() == ORDERS
     duplicates_dropped = activity.log_path.read_text()[log_offset:].count("already processed")
     for name, value in {

@@ -6,26 +6,15 @@ event still takes the retry and parking path alone."""
 from __future__ import annotations
 
 import pytest
-from google.protobuf.wrappers_pb2 import Int64Value
 from pymongo.errors import DuplicateKeyError
 
 from mesh.bus import DeadLetters, Publisher, declare_topology
 from mesh.config import MeshConfig
-from mesh.events import Event, new_event
+from mesh.events import Event
 from mesh.inbox import Inbox
 from mesh.processes import wait_until
 from mesh.store import Store, UnitOfWork
-from tests.support.events import Recorder
-
-EVENT_TYPE = "test.counted.v1"
-
-
-def event(n: int, subject: str = "") -> Event:
-    return new_event(EVENT_TYPE, "test", subject or f"n/{n}", Int64Value(value=n))
-
-
-def count(uow: UnitOfWork, event: Event) -> None:
-    uow.db["effects"].update_one({"_id": event.subject}, {"$inc": {"n": 1}}, upsert=True, session=uow.session)
+from tests.support.events import Recorder, count_effect, effect_counts, event
 
 
 @pytest.fixture
@@ -33,18 +22,14 @@ def inbox(store: Store, config: MeshConfig) -> Inbox:
     return Inbox(store, config)
 
 
-def effect_counts(store: Store) -> dict[str, int]:
-    return {row["_id"]: row["n"] for row in store.db["effects"].find()}
-
-
 # ------------------------------------------------------------------ the inbox
 
 
 def test_a_batch_applies_each_new_event_once_and_skips_processed_ones(store: Store, inbox: Inbox) -> None:
     processed, fresh, again = event(0), event(1), event(2)
-    assert inbox.handle(processed, count)
+    assert inbox.handle(processed, count_effect)
 
-    handled = inbox.handle_batch([processed, fresh, again, fresh], count)
+    handled = inbox.handle_batch([processed, fresh, again, fresh], count_effect)
 
     assert [(h.event.subject, h.applied, h.error) for h in handled] == [
         ("n/0", False, None),
@@ -61,7 +46,7 @@ def test_a_failing_effect_fails_only_its_event_and_the_rest_of_the_batch_commits
     def effect(uow: UnitOfWork, event: Event) -> None:
         if event.subject == "poison":
             raise RuntimeError("cannot apply")
-        count(uow, event)
+        count_effect(uow, event)
 
     handled = inbox.handle_batch([event(0), event(1, "poison"), event(2)], effect)
 
@@ -81,7 +66,7 @@ def test_an_event_recorded_by_another_replica_during_a_batch_is_skipped_and_the_
         # batch transaction hits its id and fails, and the fallback must keep `first`
         if applied.id == first.id:
             uow.db[inbox.collection_name].insert_one({"_id": second.id}, session=uow.session)
-        count(uow, applied)
+        count_effect(uow, applied)
 
     handled = inbox.handle_batch([first, second], effect)
 
@@ -141,6 +126,7 @@ def test_copies_of_one_event_delivered_together_are_applied_once(config: MeshCon
     recorder.start()
     try:
         assert wait_until(lambda: len(recorder.deliveries) == 5, 20)
+        assert max(recorder.batches) >= 2, "published before the consumer started: they come in batches"
         assert wait_until(lambda: recorder.subjects() == {"n/0", "n/1", "n/2"}, 10)
         assert recorder.effect_counts() == {"n/0": 1, "n/1": 1, "n/2": 1}
     finally:

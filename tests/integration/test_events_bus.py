@@ -10,24 +10,16 @@ import threading
 import time
 
 import pytest
-from google.protobuf.wrappers_pb2 import Int64Value
 from prometheus_client import REGISTRY
 from switchboard.admin.v1 import event_admin_pb2 as admin_pb
 
 from mesh.admin import EventAdminService
 from mesh.bus import DeadLetters, Publisher, declare_topology
 from mesh.config import MeshConfig
-from mesh.events import Event, new_event
 from mesh.outbox import FAILED, Outbox, OutboxRelay
 from mesh.processes import wait_until
 from mesh.store import Store
-from tests.support.events import Recorder
-
-EVENT_TYPE = "test.counted.v1"
-
-
-def event(n: int, subject: str = "") -> Event:
-    return new_event(EVENT_TYPE, "test", subject or f"n/{n}", Int64Value(value=n))
+from tests.support.events import Recorder, event
 
 
 def write_events(store: Store, outbox: Outbox, numbers: range, batch: int = 20) -> None:
@@ -186,7 +178,8 @@ def test_cleanup_deletes_published_rows_past_retention_and_gauges_pending_and_fa
 def test_rows_confirmed_in_separate_rounds_are_marked_published_with_one_write(
     config: MeshConfig, store: Store
 ) -> None:
-    config = config.model_copy(update={"outbox_mark_interval_s": 25.0})  # below the 30 s lease
+    # the test config's 3 s lease would let the sweep publish them again: mark well within it
+    config = config.model_copy(update={"outbox_mark_interval_s": 25.0, "outbox_claim_ttl_s": 30.0})
     outbox = Outbox(store, config)
     recorder = Recorder(config).start()  # declares the exchange and its queue
     relay = OutboxRelay(store, outbox, Publisher(config), config).start_thread()
@@ -200,6 +193,7 @@ def test_rows_confirmed_in_separate_rounds_are_marked_published_with_one_write(
     finally:
         relay.stop_thread()  # marks what it confirmed before it stops
         recorder.stop()
+    assert len(recorder.deliveries) == 3  # each published once: none swept again while unmarked
     rows = list(store.db.outbox.find({}))
     assert {row["status"] for row in rows} == {"PUBLISHED"}
     assert len({row["published_at"] for row in rows}) == 1

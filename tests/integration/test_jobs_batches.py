@@ -165,6 +165,7 @@ def test_a_batch_of_older_status_changes_never_moves_a_job_backwards(
     late = [
         _status_changed("j1", 2, SchedulerStatus.RUNNING),
         _status_changed("j1", 3, SchedulerStatus.RUNNING),
+        _status_changed("j1", 4, SchedulerStatus.RUNNING),  # the same sequence again
     ]
     inbox.handle_batch(late, registration.apply_status_changed)
 

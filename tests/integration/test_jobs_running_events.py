@@ -17,7 +17,7 @@ from mesh.store import Document
 from tests.integration.test_jobs_support import JobsMesh
 from tests.support.processes import EmbeddedMongo, ServiceProcess
 
-HEARTBEAT_S = 1.0  # a no-op ends well within it; the sleep below outlasts it
+HEARTBEAT_S = 3.0  # a no-op ends well within it; the sleep below outlasts it
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_a_quick_job_publishes_no_running_event_and_a_longer_one_announces_it(
 ) -> None:
     alice = mesh.users("alice")
     quick = alice.submit("noop")
-    longer = alice.submit("sleep", seconds=3 * HEARTBEAT_S, steps=1)  # no progress report before its end
+    longer = alice.submit("sleep", seconds=2 * HEARTBEAT_S, steps=1)  # no progress report before its end
     for job in (quick, longer):
         alice.wait_status(job.id, reg.JOB_STATUS_SUCCEEDED)
 

@@ -32,8 +32,15 @@ def _placement(handlers: OrderHandlers, customer: str, key: str, quantity: int =
     return handlers.prepare(command, 1_800_000_000_000)
 
 
-def _commit_together(handlers: OrderHandlers, placements: list[Placement]) -> list[Any]:
-    batcher = GroupCommit("test", handlers.store_placements, handlers.store_placement, max_batch=100)
+def _commit_together(
+    handlers: OrderHandlers, placements: list[Placement], *, singles_allowed: bool = True
+) -> list[Any]:
+    def store_one(placement: Placement) -> Order:
+        if not singles_allowed:
+            pytest.fail("the batch fell back to single transactions")
+        return handlers.store_placement(placement)
+
+    batcher = GroupCommit("test", handlers.store_placements, store_one, max_batch=100)
     batch = [(placement, Future[Order]()) for placement in placements]
     batcher.commit(batch)
     return [future.result(timeout=0) for _, future in batch]
@@ -43,7 +50,7 @@ def test_placements_committed_together_each_get_their_order_and_event(
     handlers: OrderHandlers, store: Store
 ) -> None:
     placements = [_placement(handlers, f"c{i}", uuid.uuid4().hex, quantity=i + 1) for i in range(8)]
-    orders = _commit_together(handlers, placements)
+    orders = _commit_together(handlers, placements, singles_allowed=False)
     assert [o.id for o in orders] == [p.order.id for p in placements]
     stored = {d["_id"]: d for d in store.db.orders.find({"_id": {"$in": [o.id for o in orders]}})}
     assert len(stored) == 8

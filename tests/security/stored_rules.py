@@ -64,7 +64,14 @@ def records(service: ServiceProcess, collection: str) -> list[dict[str, Any]]:
 
 
 def stored_orders(service: ServiceProcess) -> list[Order]:
-    return [order_repository.from_document(d) for d in records(service, order_repository.COLLECTION)]
+    """The stored orders; one whose stored total is not the sum of its lines fails here
+    (the model recomputes the total, so it would not show otherwise)."""
+    orders = []
+    for document in records(service, order_repository.COLLECTION):
+        order = order_repository.from_document(document)
+        assert document["total_minor"] == order.total_minor, f"order {order.id}: stored total differs"
+        orders.append(order)
+    return orders
 
 
 def order_problems(order: Order) -> list[str]:

@@ -29,6 +29,19 @@ def _call(method: str, path: str) -> Any:
     return json.loads(body) if body else None
 
 
+def messages_in(pattern: str) -> int:
+    """Messages ready or unacked in the queues whose name matches `pattern` (the
+    management API's figures, refreshed every few seconds: poll until they settle)."""
+    return sum(int(queue.get("messages", 0)) for queue in _queues_matching(pattern, "name,messages"))
+
+
+def _queues_matching(pattern: str, columns: str) -> list[dict[str, Any]]:
+    # the server's own name filter is looser than `pattern`: filter again here
+    query = urllib.parse.urlencode({"name": pattern, "use_regex": "true", "columns": columns})
+    regex = re.compile(pattern)
+    return [queue for queue in _call("GET", f"/api/queues/%2F?{query}") if regex.search(queue["name"])]
+
+
 def delete_matching(pattern: str) -> int:
     """Delete every queue and exchange of the default vhost whose name matches `pattern`."""
     try:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
+from google.protobuf.wrappers_pb2 import Int64Value
+
 from mesh.bus import EventConsumer
 from mesh.config import MeshConfig
-from mesh.events import Event
+from mesh.events import Event, new_event
 from mesh.inbox import Inbox
 from mesh.store import Store, UnitOfWork
 from tests.support.processes import RABBITMQ_URL
@@ -91,7 +93,7 @@ class Recorder:
             return set(self.applied)
 
     def effect_counts(self) -> dict[str, int]:
-        return {row["_id"]: row["n"] for row in self.store.db["effects"].find()}
+        return effect_counts(self.store)
 
     def _handle_batch(self, events: Sequence[Event]) -> list[Exception | None]:
         with self._lock:
@@ -105,8 +107,22 @@ class Recorder:
     def _effect(self, uow: UnitOfWork, event: Event) -> None:
         if self.fails(event):
             raise RuntimeError(f"poison {event.subject}")
-        _count_effect(uow, event)
+        count_effect(uow, event)
 
 
-def _count_effect(uow: UnitOfWork, event: Event) -> None:
+EVENT_TYPE = "test.counted.v1"
+
+
+def event(n: int, subject: str = "") -> Event:
+    """A test event numbered `n` (subject "n/<n>" unless given)."""
+    return new_event(EVENT_TYPE, "test", subject or f"n/{n}", Int64Value(value=n))
+
+
+def effect_counts(store: Store) -> dict[str, int]:
+    """How often `count_effect` ran per subject."""
+    return {row["_id"]: row["n"] for row in store.db["effects"].find()}
+
+
+def count_effect(uow: UnitOfWork, event: Event) -> None:
+    """A test effect: count the event's subject in `effects`."""
     uow.db["effects"].update_one({"_id": event.subject}, {"$inc": {"n": 1}}, upsert=True, session=uow.session)
