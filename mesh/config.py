@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mesh.tls import TlsFiles
+
 
 class MeshConfig(BaseSettings):
     """Settings every service shares. Environment variables use the field name in
@@ -64,11 +66,31 @@ class MeshConfig(BaseSettings):
     jwt_audience: str = "switchboard"
     auth_required: bool = True
 
+    mesh_tls: bool = Field(
+        False, description="mTLS on the gRPC port: a client certificate from the mesh CA is required"
+    )
+    tls_dir: Path = Field(Path(".data/pki"), description="where <service>.pem/.key and ca.pem are")
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_ca_file: Path | None = None
+    health_port: int = Field(
+        0, ge=0, le=65535, description="plaintext port serving grpc.health.v1 only (probes); 0: none"
+    )
+
     health_check_interval_s: float = Field(1.0, gt=0)
     shutdown_grace_s: float = Field(10.0, ge=0)
     default_deadline_s: float = Field(30.0, gt=0)
     max_message_bytes: int = Field(4 * 1024 * 1024, gt=0)
     blocking_workers: int = Field(16, gt=0)
+
+    @property
+    def tls_files(self) -> TlsFiles:
+        """This workload's certificate, key and CA (default: `<tls_dir>/<service_name>.pem`)."""
+        return TlsFiles(
+            self.tls_cert_file or self.tls_dir / f"{self.service_name}.pem",
+            self.tls_key_file or self.tls_dir / f"{self.service_name}.key",
+            self.tls_ca_file or self.tls_dir / "ca.pem",
+        )
 
     @property
     def database(self) -> str:

@@ -21,6 +21,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from mesh.auth import OPEN_SERVICES, AccessPolicy, Principal, TokenVerifier, set_principal
 from mesh.errors import DeadlineExceeded, MeshError, Unauthenticated, Unavailable
 from mesh.telemetry import new_traceparent, request_id_var, traceparent_var
+from mesh.tls import peer_spiffe_id
 
 log = logging.getLogger("mesh.rpc")
 
@@ -145,6 +146,7 @@ class _Call:
         request_id_var.set(self.request_id)
         traceparent_var.set(new_traceparent(self.metadata.get("traceparent", "")))
         self.principal: Principal | None = None
+        self.peer = peer_spiffe_id(context)  # the calling workload under mTLS, else ""
         self.code = grpc.StatusCode.OK
         self.started = time.perf_counter()
         RPC_IN_FLIGHT.labels(self.service).inc()
@@ -176,6 +178,7 @@ class _Call:
                 "code": self.code.name,
                 "duration_ms": round(elapsed * 1000, 2),
                 "user": self.principal.user_id if self.principal else "",
+                "peer": self.peer,
             },
         )
 

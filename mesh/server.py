@@ -24,6 +24,7 @@ from mesh.config import MeshConfig
 from mesh.interceptors import MeshInterceptor
 from mesh.store import Store
 from mesh.telemetry import configure_logging, start_metrics_endpoint
+from mesh.tls import ReloadingServerCredentials
 
 log = logging.getLogger(__name__)
 LIVENESS = "liveness"  # the health entry Kubernetes liveness probes ask for
@@ -65,6 +66,8 @@ class MeshServer:
         self._serving: bool | None = None
         self._stopping = asyncio.Event()
         self.port: int = 0
+        self.health_port: int = 0
+        self.tls: ReloadingServerCredentials | None = None
 
     @property
     def store(self) -> Store:
@@ -109,7 +112,8 @@ class MeshServer:
             loop.add_signal_handler(sig, self._stopping.set)
         start_metrics_endpoint(self.config.metrics_port)
         server = self._build_server()
-        self.port = server.add_insecure_port(f"{self.config.grpc_host}:{self.config.grpc_port}")
+        self.port = self._bind(server)
+        probes = await self._start_health_port()
         await self._set_serving(False)
         # Liveness only says the process answers: a dependency outage must take the
         # replica out of load balancing (readiness, ""), not restart it.
@@ -121,6 +125,27 @@ class MeshServer:
             await worker.start()
         await self._stopping.wait()
         await self._shutdown(server, monitor)
+        if probes is not None:
+            await probes.stop(0)
+
+    def _bind(self, server: grpc.aio.Server) -> int:
+        """The service port: mTLS (a client certificate from the mesh CA) when MESH_TLS is on."""
+        address = f"{self.config.grpc_host}:{self.config.grpc_port}"
+        if not self.config.mesh_tls:
+            return server.add_insecure_port(address)
+        self.tls = ReloadingServerCredentials(self.config.tls_files)
+        return server.add_secure_port(address, self.tls.credentials)
+
+    async def _start_health_port(self) -> grpc.aio.Server | None:
+        """Kubelet's gRPC probes speak no TLS: with HEALTH_PORT set, the same health
+        statuses are also served in plaintext there, and nothing else (docs/adr/0003)."""
+        if not self.config.health_port:
+            return None
+        probes = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, probes)
+        self.health_port = probes.add_insecure_port(f"{self.config.grpc_host}:{self.config.health_port}")
+        await probes.start()
+        return probes
 
     def _build_server(self) -> grpc.aio.Server:
         names = [name for name, _ in self._services]
