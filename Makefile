@@ -7,7 +7,7 @@ BUF := .tools/node_modules/.bin/buf
 BUF_VERSION := 1.75.0
 PYTEST_WORKERS ?= 4
 
-.PHONY: help venv tools gen gen-check lint buf-lint test test-unit test-integration up down status chaos bench clean
+.PHONY: help venv tools gen gen-check lint buf-lint test test-unit test-integration up down status chaos bench clean cluster-up cluster-down
 
 help:
 	@echo "make up | down | status | test | gen | gen-check | lint | chaos | bench"
@@ -71,6 +71,14 @@ chaos: tools
 bench: venv /usr/bin/wrk
 	$(PY) scripts/ensure_rabbitmq.py
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+# A three-node RabbitMQ cluster beside the default node (5672 is never touched); prints
+# the RABBITMQ_URL list that reaches it.
+cluster-up: venv
+	$(PY) -m tests.support.rabbit_cluster up --dir /tmp/switchboard-rabbit-cluster
+
+cluster-down: venv
+	$(PY) -m tests.support.rabbit_cluster down --dir /tmp/switchboard-rabbit-cluster
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache
