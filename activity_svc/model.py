@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from mesh.dates import time_zone
 
 ORDER_CREATED = "order.created.v1"
 ORDER_CANCELLED = "order.cancelled.v1"
@@ -84,10 +86,10 @@ class BadTimeZone(ValueError):
 
 
 def zone(name: str) -> ZoneInfo:
-    """The IANA zone `name` ("" is UTC)."""
+    """The IANA zone `name` ("" is UTC); only names of the tz database's list."""
     try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+        return time_zone(name)
+    except ValueError as exc:
         raise BadTimeZone(name) from exc
 
 

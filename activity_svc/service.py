@@ -6,23 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import re
 from collections.abc import AsyncIterator
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.activity.v1 import activity_service_pb2 as pb
 from switchboard.activity.v1 import activity_service_pb2_grpc
 from switchboard.type.v1.money_pb2 import Money
 
 from activity_svc.config import ActivityConfig
 from activity_svc.handlers import DayFigures, StatsQueries
-from activity_svc.model import BadTimeZone, zone
 from activity_svc.notifier import ChangeNotifier
+from mesh.dates import date_problem, parse_date, time_zone_problem
 from mesh.errors import Violations
 from mesh.paging import decode_token, encode_token, fingerprint, page_size
-
-DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
+from mesh.protos import timestamp_ms
 
 
 class ActivityService(activity_service_pb2_grpc.ActivityServiceServicer):
@@ -71,7 +68,8 @@ class ActivityService(activity_service_pb2_grpc.ActivityServiceServicer):
                 violations.check(first <= page_first <= last, "page_token", "is outside the requested range")
         violations.raise_if_any()
         assert page_first is not None and last is not None
-        page_last = min(last, page_first + dt.timedelta(days=size - 1))
+        # never past `last`, and never computed past it (9999-12-30 + 30 days overflows)
+        page_last = page_first + dt.timedelta(days=min(size - 1, (last - page_first).days))
         found = await asyncio.to_thread(self.queries.range, page_first, page_last, request.time_zone)
         token = ""
         if page_last < last:
@@ -109,23 +107,20 @@ class ActivityService(activity_service_pb2_grpc.ActivityServiceServicer):
     def _check_zone(self, name: str, field_path: str, violations: Violations) -> None:
         if not violations.text(name, field_path, max_len=self.config.max_time_zone_len, required=False):
             return
-        try:
-            zone(name)
-        except BadTimeZone:
-            violations.add(field_path, "must be an IANA time zone name, e.g. Europe/Paris")
+        problem = time_zone_problem(name, self.config.max_time_zone_len)
+        violations.check(not problem, field_path, problem)
 
 
 def _date(value: str, field_path: str, violations: Violations) -> dt.date | None:
+    """The date, or None with a violation: only dates whose local day (in any zone,
+    with the day after it) can be computed, so no query overflows."""
     if not value:
         violations.add(field_path, "is required (YYYY-MM-DD)")
         return None
-    try:
-        if DATE_PATTERN.fullmatch(value):
-            return dt.date.fromisoformat(value)
-    except ValueError:
-        pass
-    violations.add(field_path, "must be a calendar date YYYY-MM-DD")
-    return None
+    day = parse_date(value)
+    if day is None:
+        violations.add(field_path, date_problem(value))
+    return day
 
 
 def _money(amounts: dict[str, int]) -> list[Money]:
@@ -145,7 +140,5 @@ def stats_to_pb(found: DayFigures) -> pb.DailyStats:
         unknown_event_counts=figures.unknown_event_counts,
     )
     if figures.update_ms:
-        stamp = Timestamp()
-        stamp.FromMilliseconds(figures.update_ms)
-        message.update_time.CopyFrom(stamp)
+        message.update_time.CopyFrom(timestamp_ms(figures.update_ms))
     return message

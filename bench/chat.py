@@ -49,6 +49,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def send_request(room_id: str, body: str) -> pb.SendMessageRequest:
+    """A room-wide chat message: channel and audience are required by the contract."""
+    return pb.SendMessageRequest(
+        room_id=room_id,
+        client_message_id=uuid.uuid4().hex,
+        body=body,
+        channel=pb.CHANNEL_CHAT,
+        audience=pb.Audience(kind=pb.AUDIENCE_KIND_ROOM),
+    )
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -174,7 +185,7 @@ async def send_at_rate(
     async def one(i: int) -> None:
         await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
         began = time.time()
-        request = pb.SendMessageRequest(room_id=room_id, client_message_id=uuid.uuid4().hex, body=f"m{i}")
+        request = send_request(room_id, f"m{i}")
         response = await stub.SendMessage(request, metadata=metadata, timeout=30)
         sent[response.message.sequence] = began
 
@@ -190,7 +201,7 @@ async def burst(stub: Any, metadata: Any, room_id: str, seconds: float, senders:
     async def loop() -> None:
         nonlocal count
         while time.perf_counter() < deadline:
-            request = pb.SendMessageRequest(room_id=room_id, client_message_id=uuid.uuid4().hex, body="burst")
+            request = send_request(room_id, "burst")
             await stub.SendMessage(request, metadata=metadata, timeout=30)
             count += 1
 

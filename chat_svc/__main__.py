@@ -7,6 +7,7 @@ import asyncio
 from switchboard.chat.v1 import chat_service_pb2_grpc
 
 import mesh.outbox
+from chat_svc import channels
 from chat_svc.config import ChatConfig
 from chat_svc.convert import message_to_proto
 from chat_svc.fanout import FanoutPublisher, FanoutSubscriber
@@ -17,7 +18,7 @@ from chat_svc.presence import PresenceTracker
 from chat_svc.repository import ensure_indexes
 from chat_svc.service import ChatService
 from chat_svc.sessions import PATTERNS, SessionEventHandler
-from mesh.bus import EventConsumer
+from mesh import inbox
 from mesh.events import Event
 from mesh.server import MeshServer
 
@@ -78,7 +79,12 @@ def build(config: ChatConfig) -> MeshServer:
     server.add_worker(IndexWorker(handlers))
     server.add_worker(FanoutWorker(publisher, subscriber, hub, presence))
     sessions = SessionEventHandler(handlers)
-    server.add_worker(EventConsumer(config, config.chat_inbox_queue, PATTERNS, sessions.handle))
+    # through mesh.inbox (retention, duplicates told apart from the effect's own
+    # conflicts); rows of the service's former private inbox are adopted at start-up
+    inbox.consume(
+        server, config.chat_inbox_queue, PATTERNS, sessions.handle, legacy_time_field="processed_at"
+    )
+    channels.install(server, config, handlers)
     servicer = ChatService(config, handlers, hub, presence)
     server.add_service(SERVICE_NAME, servicer, chat_service_pb2_grpc.add_ChatServiceServicer_to_server)
     return server

@@ -13,12 +13,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from switchboard.chat.v1 import chat_service_pb2 as pb
 from switchboard.chat.v1 import chat_service_pb2_grpc
 
 from mesh.client import bearer
 
 log = logging.getLogger(__name__)
+
+# answers a resubscription cannot cure (but see Follower._forget_lost_rooms)
+REFUSED = (
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.OUT_OF_RANGE,
+)
 
 
 class ChatClient:
@@ -49,18 +59,24 @@ class ChatClient:
         audience: pb.Audience | None = None,
         channel: int = pb.CHANNEL_CHAT,
     ) -> pb.Message:
+        """Without `audience`, to the whole room: said explicitly on the wire, because
+        the server refuses a message that does not say who may see it."""
         request = pb.SendMessageRequest(
             room_id=room_id,
             client_message_id=client_message_id or uuid.uuid4().hex,
             body=body,
             channel=channel,  # type: ignore[arg-type]
-            audience=audience,
+            audience=audience or pb.Audience(kind=pb.AUDIENCE_KIND_ROOM),
         )
         return self.stub.SendMessage(request, metadata=self.metadata, timeout=10).message
 
-    def history(self, room_id: str, page_size: int = 20) -> list[pb.Message]:
-        """The newest messages, oldest first."""
-        request = pb.ListMessagesRequest(room_id=room_id, page_size=page_size)
+    def history(self, room_id: str, page_size: int = 20, channels: Sequence[int] = ()) -> list[pb.Message]:
+        """The newest messages (on `channels`; empty: all), oldest first."""
+        request = pb.ListMessagesRequest(
+            room_id=room_id,
+            page_size=page_size,
+            channels=list(channels),  # type: ignore[arg-type]
+        )
         response = self.stub.ListMessages(request, metadata=self.metadata, timeout=10)
         return list(reversed(response.messages))
 
@@ -74,6 +90,7 @@ class Follower:
     token: str
     room_ids: list[str]
     positions: dict[str, int] = field(default_factory=dict)
+    channels: list[int] = field(default_factory=list)  # only these channels; empty: all
     on_message: Callable[[pb.Message], None] | None = None
     on_event: Callable[[pb.SubscribeResponse], None] | None = None
     retry_delay_s: float = 0.2
@@ -112,7 +129,9 @@ class Follower:
                 if self._stopping.is_set():
                     return
                 self.errors.append(code)
-                if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND):
+                if code in REFUSED:
+                    if self._forget_lost_rooms(exc):
+                        continue  # only positions of rooms we no longer have: resubscribe without them
                     log.error("subscribe refused: %s", code)
                     return
                 if code != grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -120,12 +139,33 @@ class Follower:
             self.reconnects += 1
             self._stopping.wait(self.retry_delay_s)
 
+    def _forget_lost_rooms(self, error: grpc.RpcError) -> bool:
+        """A follow-all stream whose positions name rooms it lost (left, removed)
+        while away: drop those positions. True when that is all that was wrong."""
+        status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None  # type: ignore[arg-type]
+        if self.room_ids or status is None or not status.details:
+            return False
+        bad = error_details_pb2.BadRequest()
+        if not status.details[0].Unpack(bad):
+            return False
+        rooms = list(self.positions)
+        lost = set()
+        for violation in bad.field_violations:
+            index = violation.field.removeprefix("positions[").removesuffix("].room_id")
+            if not index.isdigit() or int(index) >= len(rooms):
+                return False
+            lost.add(rooms[int(index)])
+        for room_id in lost:
+            del self.positions[room_id]
+        return bool(lost)
+
     def _follow(self, target: str) -> None:
         with grpc.insecure_channel(target) as channel:
             stub = chat_service_pb2_grpc.ChatServiceStub(channel)
             request = pb.SubscribeRequest(
                 room_ids=self.room_ids,
                 positions=[pb.RoomPosition(room_id=r, after_sequence=s) for r, s in self.positions.items()],
+                channels=self.channels,  # type: ignore[arg-type]
             )
             call = stub.Subscribe(request, metadata=bearer(self.token))
             self._call = call
@@ -142,6 +182,8 @@ class Follower:
             self.messages.append(message)
             if self.on_message is not None:
                 self.on_message(message)
+        elif which == "room_unsubscribed":
+            self.positions.pop(response.room_unsubscribed.room_id, None)  # no longer ours to resume
         elif which == "room_subscribed":
             room = response.room_subscribed
             self.positions[room.room_id] = max(self.positions.get(room.room_id, 0), room.last_sequence)

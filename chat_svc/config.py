@@ -28,6 +28,12 @@ class ChatConfig(MeshConfig):
     chat_presence_heartbeat_s: float = Field(5.0, gt=0)
     chat_fanout_exchange: str = Field("", description="default: <events_exchange>.chat")
     chat_inbox_queue: str = Field("chat.session-events", description="queue name after QUEUE_PREFIX")
+    chat_channel_workers: int = Field(
+        1, ge=0, description="competing workers per channel queue on this replica (0: none here)"
+    )
+    chat_channel_delay_s: float = Field(
+        0.0, ge=0, description="hold each channel work item this long before handling it (chaos tests, demos)"
+    )
 
     @property
     def fanout_exchange(self) -> str:

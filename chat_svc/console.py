@@ -15,10 +15,11 @@ from switchboard.chat.v1 import chat_service_pb2 as pb
 
 from chat_svc.client import ChatClient, Follower
 from mesh import local
-from mesh.auth import ensure_keys, mint_token
+from mesh.auth import mint_token
 from mesh.topology import service
 
 HISTORY = 20
+ROOM_AUDIENCE = pb.Audience(kind=pb.AUDIENCE_KIND_ROOM)
 DEFAULT_TARGET = f"127.0.0.1:{service('chat').grpc_port}"
 
 
@@ -52,7 +53,9 @@ def run_console(room_id: str, user: str, targets: list[str], token: str) -> int:
         return 1
     for message in history:
         print(_line(message))
-    positions = {room_id: history[-1].sequence} if history else {}
+    # Always a position, 0 for an empty room: without one the stream starts at "now",
+    # and a message sent before it is open would never be shown.
+    positions = {room_id: history[-1].sequence if history else 0}
     printed = threading.Lock()
 
     def show(message: pb.Message) -> None:
@@ -83,7 +86,8 @@ def _send(targets: list[str], token: str, room_id: str, text: str) -> None:
     for target in targets:
         client = ChatClient(target, token)
         try:
-            client.send(room_id, text, client_message_id=client_message_id)
+            # Said explicitly: an unset audience is refused, never taken as the whole room.
+            client.send(room_id, text, client_message_id=client_message_id, audience=ROOM_AUDIENCE)
             return
         except grpc.RpcError as exc:
             retryable = isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.UNAVAILABLE
@@ -96,12 +100,14 @@ def _send(targets: list[str], token: str, room_id: str, text: str) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """`mesh chat`: --room, --user, --target (repeatable), --token (default: a dev token)."""
-    token = args.token or _dev_token(args.user)
+    try:
+        token = args.token or _dev_token(args.user)
+    except (local.SigningKeyNotFound, ValueError) as exc:
+        print(f"mesh chat: {exc}", file=sys.stderr)
+        return 2
     return run_console(args.room, args.user, args.target or [DEFAULT_TARGET], token)
 
 
 def _dev_token(user: str) -> str:
-    paths = local.LocalPaths(local.project_root())
-    private, public = paths.keys / "jwt.key", paths.keys / "jwt.pub"
-    ensure_keys(private, public)
-    return mint_token(private.read_bytes(), user, ["customer"])
+    """A customer token signed with the local mesh's key (found as `mesh token` finds it)."""
+    return mint_token(local.signing_key().read_bytes(), user, ["customer"])

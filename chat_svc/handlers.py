@@ -25,7 +25,7 @@ from chat_svc.model import (
 )
 from chat_svc.repository import ChatRepository
 from mesh.auth import Principal
-from mesh.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, Unavailable
+from mesh.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, OutOfRange, Unavailable
 from mesh.events import Event
 from mesh.outbox import Outbox
 from mesh.store import Store, UnitOfWork
@@ -53,19 +53,36 @@ class SendMessage:
     room_id: str
     client_message_id: str
     body: str
-    channel: Channel = Channel.CHAT
-    audience: AudienceKind = AudienceKind.ROOM
+    channel: Channel
+    audience: AudienceKind
     recipient_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
+class ListMessages:
+    """A page of a room's history below `before` (0: from the newest), on
+    `channels` (empty: every channel). `before_field` names the request field
+    `before` came from, for the error when it lies past the room's end."""
+
+    room_id: str
+    before: int
+    limit: int
+    channels: frozenset[Channel] = frozenset()
+    before_field: str = "before_sequence"
+
+
+@dataclass(frozen=True)
 class PostSystemMessage:
-    """A message from the system into a room, once per causing event."""
+    """A message from the system into a room, once per causing event; on
+    `channel`, to `audience` (the room unless narrowed)."""
 
     room_id: str
     event_id: str
     event_type: str
     body: str
+    channel: Channel = Channel.CHAT
+    audience: AudienceKind = AudienceKind.ROOM
+    recipient_ids: list[str] = field(default_factory=list)
 
 
 class ChatHandlers:
@@ -139,12 +156,18 @@ class ChatHandlers:
             room = self.repo.touch_room(room_id, now, uow.session)
             if room is None:
                 raise NotFound(f"room {room_id} not found")
-            if change(room):
-                self.repo.save_members(room, uow.session)
-                self.outbox.add(uow, event(room, now))
+            if not change(room):
+                # roll the lock's touch back: a no-op (a non-member leaving) must not
+                # move update_time, which orders every member's room list
+                raise _Unchanged
+            self.repo.save_members(room, uow.session)
+            self.outbox.add(uow, event(room, now))
             return room
 
-        return self.transaction(work)
+        try:
+            return self.transaction(work)
+        except _Unchanged:
+            return self.load_room(room_id)
 
     def join_room(self, room_id: str, caller: Principal) -> Room:
         return self._change_members(
@@ -176,7 +199,7 @@ class ChatHandlers:
     def remove_member(self, room_id: str, user_id: str, caller: Principal) -> Room:
         def change(room: Room) -> bool:
             room.require_owner(caller.user_id, caller.is_privileged)
-            return room.remove(user_id)
+            return room.dismiss(user_id)
 
         return self._change_members(
             room_id,
@@ -237,6 +260,9 @@ class ChatHandlers:
             sequence=0,
             sender_id="",
             body=command.body,
+            channel=command.channel,
+            audience=command.audience,
+            recipient_ids=list(command.recipient_ids),
             kind=MessageKind.SYSTEM,
             system_event_type=command.event_type,
         )
@@ -252,7 +278,8 @@ class ChatHandlers:
         may_send: Callable[[Room], None] = lambda room: None,
     ) -> tuple[Message, Event]:
         """Take the next sequence, check the room allows the message (raising rolls
-        the sequence back), insert the message and its ChatMessagePosted outbox row."""
+        the sequence back), insert the message and its ChatMessagePosted outbox row;
+        a user's message also gets its channel's work item (one insert for both)."""
         now = time.time()
         room = self.repo.take_sequence(message.room_id, now, uow.session)
         if room is None:
@@ -261,13 +288,32 @@ class ChatHandlers:
         stored = replace(message, sequence=room.last_sequence, create_time=now)
         self.repo.insert_message(stored, idem, uow.session)
         event = events.message_posted(stored)
-        self.outbox.add(uow, event)
+        if stored.kind == MessageKind.USER:
+            self.outbox.add_many(uow, [event, events.channel_work(stored)])
+        else:  # the system's own messages (session notices, ticket answers) are no inbound work
+            self.outbox.add(uow, event)
         return stored, event
 
-    def list_messages(self, room_id: str, before: int, limit: int, caller: Principal) -> list[Message]:
-        room = self.load_room(room_id)
+    def list_messages(self, query: ListMessages, caller: Principal) -> list[Message]:
+        room = self.load_room(query.room_id)
         room.require_reader(caller.user_id, caller.is_privileged)
-        return self.repo.messages_before(room_id, before, caller.user_id, limit)
+        if query.before > room.last_sequence + 1:  # a page past the end would look like an empty room
+            raise OutOfRange(
+                [
+                    FieldViolation(
+                        query.before_field,
+                        f"room {room.id} ends at sequence {room.last_sequence}: at most "
+                        f"{room.last_sequence + 1}",
+                    )
+                ]
+            )
+        return self.repo.messages_before(
+            query.room_id, query.before, caller.user_id, query.limit, query.channels
+        )
+
+
+class _Unchanged(Exception):
+    """A membership change that changed nothing: its unit of work is rolled back."""
 
 
 def _actor(caller: Principal, user_id: str) -> str:

@@ -78,10 +78,19 @@ class Room:
         return self.add(user_id)
 
     def admit(self, user_id: str) -> bool:
-        """The owner adds a member. A DIRECT room keeps its two members for good."""
-        if self.kind == RoomKind.DIRECT and not self.is_member(user_id):
-            raise FailedPrecondition(f"room {self.id} is DIRECT: it has exactly two members")
+        """The owner adds a member. A DIRECT room keeps its two members for good, and so
+        does a SESSION room: it is the customer's paid conversation too, and its
+        advisor (the owner) must not let a third party read it."""
+        if self.kind in (RoomKind.DIRECT, RoomKind.SESSION) and not self.is_member(user_id):
+            raise FailedPrecondition(f"room {self.id} is {self.kind.name}: its members are fixed")
         return self.add(user_id)
+
+    def dismiss(self, user_id: str) -> bool:
+        """The owner removes a member; nobody is removed from a SESSION room (members
+        leave it themselves)."""
+        if self.kind == RoomKind.SESSION and self.is_member(user_id):
+            raise FailedPrecondition(f"room {self.id} is SESSION: its members are fixed")
+        return self.remove(user_id)
 
     def add(self, user_id: str) -> bool:
         if self.is_member(user_id):
@@ -114,12 +123,12 @@ class Message:
     system_event_type: str = ""
 
 
-def addressed_to(audience: AudienceKind, recipient_ids: list[str], sender_id: str, user_id: str) -> bool:
-    """Whether `user_id` receives a message: everyone for ROOM, else the listed
-    recipients and the sender."""
+def addressed_to(audience: int, recipient_ids: list[str], sender_id: str, user_id: str) -> bool:
+    """Whether `user_id` receives a message: everyone for ROOM only, else the
+    listed recipients and the sender (an unset or unknown kind never broadcasts)."""
     if audience == AudienceKind.ROOM:
         return True
-    return user_id == sender_id or user_id in recipient_ids
+    return (bool(sender_id) and user_id == sender_id) or user_id in recipient_ids
 
 
 def idempotency_key(sender_id: str, client_message_id: str) -> str:

@@ -21,14 +21,15 @@ ROOM_REQUESTS = "room_requests"  # _id "<owner>/<request_id>" → room_id: Creat
 SESSION_ROOMS = "session_rooms"  # _id session_id → room_id
 CONNECTIONS = "connections"  # presence: one document per open stream
 PRESENCE = "presence"  # _id user_id → the presence state last announced
-INBOX = "inbox"  # processed event ids
+CHANNEL_WORK = "channel_work"  # _id message_id → which channel worker handled it, when (routing record)
+COUNTERS = "counters"  # _id counter name → its last value (ticket numbers)
 
 
 def ensure_indexes(db: Database[Document]) -> None:
     """Idempotent; run at start-up. Collections first written inside a transaction
     are created here (nx-27017 mishandles one created in a transaction that aborts)."""
     existing = set(db.list_collection_names())
-    for name in (ROOM_REQUESTS, SESSION_ROOMS, PRESENCE):
+    for name in (ROOM_REQUESTS, SESSION_ROOMS, PRESENCE, CHANNEL_WORK, COUNTERS):
         if name not in existing:
             with contextlib.suppress(CollectionInvalid):  # another replica created it meanwhile
                 db.create_collection(name)
@@ -37,7 +38,6 @@ def ensure_indexes(db: Database[Document]) -> None:
     db[MESSAGES].create_index([("room_id", pymongo.ASCENDING), ("idem", pymongo.ASCENDING)], unique=True)
     db[CONNECTIONS].create_index([("user_id", pymongo.ASCENDING), ("expires_at", pymongo.ASCENDING)])
     db[CONNECTIONS].create_index("expires_at")
-    db[INBOX].create_index("processed_at")
 
 
 def room_to_doc(room: Room) -> Document:
@@ -149,6 +149,10 @@ class ChatRepository:
                 rooms.setdefault(user_id, []).append(doc["_id"])
         return rooms
 
+    def rooms_by_ids(self, room_ids: list[str]) -> dict[str, Room]:
+        """The rooms that exist among `room_ids`, by id, in one query."""
+        return {d["_id"]: room_from_doc(d) for d in self.db[ROOMS].find({"_id": {"$in": room_ids}})}
+
     def last_sequences(self, room_ids: list[str]) -> dict[str, int]:
         docs = self.db[ROOMS].find({"_id": {"$in": room_ids}}, {"last_sequence": 1})
         return {d["_id"]: int(d.get("last_sequence", 0)) for d in docs}
@@ -197,16 +201,38 @@ class ChatRepository:
         )
         return [message_from_doc(d) for d in cursor]
 
-    def messages_before(self, room_id: str, before: int, user_id: str, limit: int) -> list[Message]:
-        """Descending by sequence, below `before` (0: from the newest), addressed to `user_id`."""
+    def messages_before(
+        self, room_id: str, before: int, user_id: str, limit: int, channels: frozenset[Channel] = frozenset()
+    ) -> list[Message]:
+        """Descending by sequence, below `before` (0: from the newest), addressed to
+        `user_id`, on `channels` (empty: every channel)."""
         query: Document = {
             "room_id": room_id,
             "$or": [{"audience": int(AudienceKind.ROOM)}, {"sender_id": user_id}, {"recipient_ids": user_id}],
         }
         if before > 0:
             query["sequence"] = {"$lt": before}
+        if channels:
+            query["channel"] = {"$in": sorted(int(c) for c in channels)}
         cursor = self.db[MESSAGES].find(query).sort("sequence", pymongo.DESCENDING).limit(limit)
         return [message_from_doc(d) for d in cursor]
+
+    # channel work ------------------------------------------------------------------
+
+    def record_channel_work(self, record: Document, session: ClientSession) -> None:
+        """One routing record per message (`_id` its id): a second one raises DuplicateKeyError."""
+        self.db[CHANNEL_WORK].insert_one(record, session=session)
+
+    def next_number(self, counter: str, session: ClientSession) -> int:
+        doc = self.db[COUNTERS].find_one_and_update(
+            {"_id": counter},
+            {"$inc": {"value": 1}},
+            upsert=True,
+            return_document=pymongo.ReturnDocument.AFTER,
+            session=session,
+        )
+        assert doc is not None  # an upsert returning the document after it always finds one
+        return int(doc["value"])
 
     # CreateRoom idempotency and session rooms -------------------------------------
 
@@ -224,8 +250,9 @@ class ChatRepository:
     def remember_session(self, session_id: str, room_id: str, session: ClientSession | None = None) -> None:
         self.db[SESSION_ROOMS].insert_one({"_id": session_id, "room_id": room_id}, session=session)
 
-    # inbox ---------------------------------------------------------------------------
-
-    def record_processed(self, event_id: str, now: float, session: ClientSession) -> None:
-        """Raises DuplicateKeyError when the event was processed already."""
-        self.db[INBOX].insert_one({"_id": event_id, "processed_at": now}, session=session)
+    def claim_session(self, session_id: str, room_id: str, session: ClientSession | None = None) -> None:
+        """The session's own room takes the session over from any room a user made
+        naming it first (anybody may name a session id in CreateRoom)."""
+        self.db[SESSION_ROOMS].replace_one(
+            {"_id": session_id}, {"_id": session_id, "room_id": room_id}, upsert=True, session=session
+        )

@@ -4,7 +4,7 @@ of request shapes lives here; membership and ownership rules in the model."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 from switchboard.chat.v1 import chat_service_pb2 as pb
@@ -30,8 +30,20 @@ MAX_RECIPIENTS = 100
 MAX_SUBSCRIBED_ROOMS = 1000
 
 
-def _room_id(v: Violations, room_id: str, path: str = "room_id") -> None:
-    v.text(room_id, path, max_len=ID_MAX)
+CHANNELS = {int(c) for c in Channel}
+AUDIENCES = {int(a) for a in AudienceKind}
+
+
+def _room_id(v: Violations, room_id: str, path: str = "room_id") -> bool:
+    return v.text(room_id, path, max_len=ID_MAX)
+
+
+def _channel_filter(v: Violations, channels: Sequence[int], path: str = "channels") -> frozenset[Channel]:
+    """A channel filter: empty means every channel; UNSPECIFIED or an unknown
+    value is an error, never "all" (a default must not widen what is delivered)."""
+    for i, channel in enumerate(channels):
+        v.check(channel in CHANNELS, f"{path}[{i}]", "must be CHAT, VOICE or TICKETS")
+    return frozenset(Channel(c) for c in channels if c in CHANNELS)
 
 
 class ChatService(chat_service_pb2_grpc.ChatServiceServicer):
@@ -162,10 +174,12 @@ class ChatService(chat_service_pb2_grpc.ChatServiceServicer):
         limit = self.config.chat_max_body_bytes
         if v.check(bool(request.body.strip()), "body", "must not be empty"):
             v.check(len(request.body.encode()) <= limit, "body", f"must be at most {limit} UTF-8 bytes")
-        v.check(request.channel in (0, 1, 2, 3), "channel", "unknown channel")
-        kind = request.audience.kind or AudienceKind.ROOM
+        # no default for either: an unset channel or audience would decide, unasked,
+        # where the message goes and who sees it
+        v.check(request.channel in CHANNELS, "channel", "must be CHAT, VOICE or TICKETS")
+        kind = request.audience.kind
         recipients = list(request.audience.recipient_ids)
-        if v.check(kind in (1, 2, 3), "audience.kind", "unknown audience kind"):
+        if v.check(kind in AUDIENCES, "audience.kind", "must be ROOM, MEMBERS or MEMBER"):
             if kind == AudienceKind.ROOM:
                 v.check(not recipients, "audience.recipient_ids", "must be empty for ROOM")
             elif kind == AudienceKind.MEMBERS:
@@ -183,7 +197,7 @@ class ChatService(chat_service_pb2_grpc.ChatServiceServicer):
             room_id=request.room_id,
             client_message_id=request.client_message_id,
             body=request.body,
-            channel=Channel(request.channel or Channel.CHAT),
+            channel=Channel(request.channel),
             audience=AudienceKind(kind),
             recipient_ids=recipients,
         )
@@ -195,13 +209,23 @@ class ChatService(chat_service_pb2_grpc.ChatServiceServicer):
         _room_id(v, request.room_id)
         size = page_size(request.page_size, DEFAULT_PAGE, MAX_PAGE, v)
         v.check(request.before_sequence >= 0, "before_sequence", "must not be negative")
-        scope = fingerprint("messages", request.room_id)
+        channels = _channel_filter(v, request.channels)
+        caller = current_principal()
+        # a token serves only the request that earned it: same room, reader and filters
+        scope = fingerprint(
+            "messages", request.room_id, caller.user_id, sorted(channels), request.before_sequence
+        )
         cursor = decode_token(request.page_token, scope, v)
         before = cursor_field(cursor, "b", int, v) if cursor else request.before_sequence
         v.raise_if_any()
-        messages = await asyncio.to_thread(
-            self.handlers.list_messages, request.room_id, before, size, current_principal()
+        query = commands.ListMessages(
+            room_id=request.room_id,
+            before=before or 0,
+            limit=size,
+            channels=channels,
+            before_field="page_token" if cursor else "before_sequence",
         )
+        messages = await asyncio.to_thread(self.handlers.list_messages, query, caller)
         oldest = messages[-1].sequence if messages else 0
         next_token = encode_token({"b": oldest}, scope) if len(messages) == size and oldest > 1 else ""
         return pb.ListMessagesResponse(
@@ -216,12 +240,24 @@ class ChatService(chat_service_pb2_grpc.ChatServiceServicer):
             len(request.room_ids) <= MAX_SUBSCRIBED_ROOMS, "room_ids", f"at most {MAX_SUBSCRIBED_ROOMS} rooms"
         )
         for i, room_id in enumerate(request.room_ids):
-            _room_id(v, room_id, f"room_ids[{i}]")
+            if _room_id(v, room_id, f"room_ids[{i}]"):
+                v.check(room_id not in request.room_ids[:i], f"room_ids[{i}]", "is listed twice")
+        followed = set(request.room_ids)
         positions: dict[str, int] = {}
         for i, position in enumerate(request.positions):
-            _room_id(v, position.room_id, f"positions[{i}].room_id")
-            v.check(position.after_sequence >= 0, f"positions[{i}].after_sequence", "must not be negative")
-            positions[position.room_id] = position.after_sequence
+            path = f"positions[{i}]"
+            v.check(position.after_sequence >= 0, f"{path}.after_sequence", "must not be negative")
+            if not _room_id(v, position.room_id, f"{path}.room_id"):
+                continue
+            # a position nobody follows, or a second one for a room, would be dropped silently
+            if v.check(position.room_id not in positions, f"{path}.room_id", "has a position already"):
+                v.check(
+                    not followed or position.room_id in followed,
+                    f"{path}.room_id",
+                    "is not one of room_ids",
+                )
+            positions.setdefault(position.room_id, position.after_sequence)
+        channels = _channel_filter(v, request.channels)
         v.raise_if_any()
         subscription = Subscription(
             self.config,
@@ -229,8 +265,9 @@ class ChatService(chat_service_pb2_grpc.ChatServiceServicer):
             self.hub,
             self.presence,
             current_principal(),
-            list(dict.fromkeys(request.room_ids)),
+            list(request.room_ids),
             positions,
+            channels,
         )
         async for response in subscription.run():
             yield response

@@ -1,7 +1,7 @@
 """One Subscribe stream: replay from the store after each resume position, then
 live, with no gap and no duplicate. The per-room position advances on every
-sequence seen, addressed to this user or not, so filtered messages never look
-like losses. A message that arrives ahead of its turn (concurrent senders commit
+sequence seen, addressed to this user or not, so filtered messages (another audience,
+another channel) never look like losses. A message that arrives ahead of its turn (concurrent senders commit
 and publish in parallel) is held until the missing ones arrive; only a newer
 latest sequence from the hub's periodic check (by then, a real loss) is filled
 from the store, or a hold that grows past `MAX_HELD`."""
@@ -19,10 +19,10 @@ from chat_svc.config import ChatConfig
 from chat_svc.convert import message_to_proto, timestamp
 from chat_svc.handlers import ChatHandlers
 from chat_svc.hub import Hub, Item, LatestSequence, Listener, Membership, Presence
-from chat_svc.model import AudienceKind, addressed_to
+from chat_svc.model import Channel, Room, addressed_to
 from chat_svc.presence import PresenceTracker
 from mesh.auth import Principal
-from mesh.errors import ResourceExhausted
+from mesh.errors import FieldViolation, NotFound, OutOfRange, PermissionDenied, ResourceExhausted
 
 MAX_HELD = 200  # messages held ahead of a gap per room before it is filled from the store
 
@@ -39,6 +39,7 @@ class Subscription:
         caller: Principal,
         room_ids: list[str],
         positions: dict[str, int],
+        channels: frozenset[Channel] = frozenset(),
     ) -> None:
         self.config = config
         self.handlers = handlers
@@ -48,6 +49,7 @@ class Subscription:
         self.follow_all = not room_ids
         self.requested = room_ids
         self.positions = positions
+        self.channels = channels  # empty: every channel
         self.last: dict[str, int] = {}
         self.held: dict[str, dict[int, pb.Message]] = {}  # room → early arrivals by sequence
         self.listener = Listener(caller.user_id, config.chat_subscriber_buffer)
@@ -74,12 +76,39 @@ class Subscription:
             await asyncio.shield(asyncio.to_thread(self.presence.disconnect, connection_id))
 
     async def _initial_rooms(self) -> list[str]:
+        """Every named room and position checked before anything streams: a room
+        that is unknown or not the caller's, or a position past its room's end,
+        fails the stream instead of being skipped (a skipped position loses the
+        messages after it without a sign)."""
+        named = [*self.requested, *(r for r in self.positions if r not in self.requested)]
+        rooms = await asyncio.to_thread(self.handlers.repo.rooms_by_ids, named) if named else {}
+        for i, room_id in enumerate(self.requested):
+            self._check_member(rooms.get(room_id), room_id, f"room_ids[{i}]")
+        for i, (room_id, after) in enumerate(self.positions.items()):
+            room = self._check_member(rooms.get(room_id), room_id, f"positions[{i}].room_id")
+            if after > room.last_sequence:
+                raise OutOfRange(
+                    [
+                        FieldViolation(
+                            f"positions[{i}].after_sequence",
+                            f"room {room_id} ends at sequence {room.last_sequence}",
+                        )
+                    ],
+                    f"position {after} is after the last message of room {room_id}",
+                )
         if self.follow_all:
             return await asyncio.to_thread(self.handlers.repo.room_ids_of, self.caller.user_id)
-        for room_id in self.requested:  # NOT_FOUND / PERMISSION_DENIED before anything streams
-            room = await asyncio.to_thread(self.handlers.load_room, room_id)
-            room.require_member(self.caller.user_id)
         return list(self.requested)
+
+    def _check_member(self, room: Room | None, room_id: str, path: str) -> Room:
+        if room is None:
+            raise NotFound(f"room {room_id} not found", violations=[FieldViolation(path, "no such room")])
+        if not room.is_member(self.caller.user_id):
+            raise PermissionDenied(
+                f"{self.caller.user_id} is not a member of room {room_id}",
+                violations=[FieldViolation(path, "the caller is not a member of this room")],
+            )
+        return room
 
     async def _follow(self, room_id: str, after: int | None) -> AsyncIterator[pb.SubscribeResponse]:
         """Listen first, then replay, so nothing published meanwhile is missed."""
@@ -120,10 +149,10 @@ class Subscription:
         if message.sequence != self.last.get(room_id, -1) + 1:
             return None
         self.last[room_id] = message.sequence
-        audience = AudienceKind(message.audience.kind or AudienceKind.ROOM)
-        if not addressed_to(
-            audience, list(message.audience.recipient_ids), message.sender_id, self.caller.user_id
-        ):
+        if self.channels and message.channel not in self.channels:
+            return None
+        audience, user_id = message.audience, self.caller.user_id
+        if not addressed_to(audience.kind, list(audience.recipient_ids), message.sender_id, user_id):
             return None
         return pb.SubscribeResponse(message=message)
 

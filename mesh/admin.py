@@ -1,10 +1,15 @@
 """EventAdminService: list and replay a service's FAILED outbox rows and its
 consumers' dead letters (operator and admin roles, declared in the proto).
-Every service mounts it with `mount_admin(server, outbox, dead_queues=[...])`."""
+
+No service mounts it by hand, so none can forget it: `mesh.outbox.install` and
+`mesh.inbox.consume` call `attach_outbox` / `attach_consumer`, and the first
+call mounts the servicer on that server. A queue consumed another way (the
+scheduler's work queue) is attached with `attach_consumer(server, queue)`."""
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -42,10 +47,20 @@ _STATUS_FROM_PROTO = {value: key for key, value in _STATUS_TO_PROTO.items()}
 class EventAdminService(event_admin_pb2_grpc.EventAdminServiceServicer):
     """The servicer; blocking MongoDB and RabbitMQ calls run in worker threads."""
 
-    def __init__(self, config: MeshConfig, outbox: Outbox | None, dead_queues: Sequence[str]) -> None:
+    def __init__(
+        self, config: MeshConfig, outbox: Outbox | None = None, dead_queues: Sequence[str] = ()
+    ) -> None:
         self.outbox = outbox
-        self.dead_queues = [q.removesuffix(DEAD_SUFFIX) for q in dead_queues]
+        self.dead_queues: list[str] = []
+        for queue in dead_queues:
+            self.add_queue(queue)
         self.dead_letters = DeadLetters(config)
+
+    def add_queue(self, queue: str) -> None:
+        """Serve the parking queue of consumer queue `queue` too (idempotent)."""
+        queue = queue.removesuffix(DEAD_SUFFIX)
+        if queue not in self.dead_queues:
+            self.dead_queues.append(queue)
 
     async def ListOutboxMessages(
         self, request: pb.ListOutboxMessagesRequest, context: grpc.aio.ServicerContext
@@ -115,16 +130,49 @@ class EventAdminService(event_admin_pb2_grpc.EventAdminServiceServicer):
         return queue
 
 
+# one servicer per server: attached outboxes and consumers accumulate on it
+_MOUNTED: weakref.WeakKeyDictionary[MeshServer, EventAdminService] = weakref.WeakKeyDictionary()
+
+
+def admin_of(server: MeshServer) -> EventAdminService:
+    """The EventAdminService of `server`, mounted on first use."""
+    servicer = _MOUNTED.get(server)
+    if servicer is None:
+        servicer = _MOUNTED[server] = EventAdminService(server.config)
+        server.add_service(
+            SERVICE_NAME, servicer, event_admin_pb2_grpc.add_EventAdminServiceServicer_to_server
+        )
+    return servicer
+
+
+def attach_outbox(server: MeshServer, outbox: Outbox) -> EventAdminService:
+    """Serve `outbox`'s rows on `server`'s EventAdminService (one outbox per service)."""
+    servicer = admin_of(server)
+    if servicer.outbox is not None and servicer.outbox is not outbox:
+        raise ValueError("a service has one outbox; EventAdminService already serves another")
+    servicer.outbox = outbox
+    return servicer
+
+
+def attach_consumer(server: MeshServer, consumer: EventConsumer | str) -> EventAdminService:
+    """Serve the dead letters of `consumer` (a consumer, or its full queue name)."""
+    servicer = admin_of(server)
+    servicer.add_queue(consumer.queue if isinstance(consumer, EventConsumer) else consumer)
+    return servicer
+
+
 def mount_admin(
     server: MeshServer,
     outbox: Outbox | None = None,
     dead_queues: Sequence[str | EventConsumer] = (),
 ) -> EventAdminService:
-    """Serve EventAdminService on `server` for its outbox and its consumers'
-    queues (consumer objects or queue names)."""
-    names = [q.queue if isinstance(q, EventConsumer) else q for q in dead_queues]
-    servicer = EventAdminService(server.config, outbox, names)
-    server.add_service(SERVICE_NAME, servicer, event_admin_pb2_grpc.add_EventAdminServiceServicer_to_server)
+    """Serve EventAdminService on `server` for `outbox` and `dead_queues` (consumer
+    objects or queue names); idempotent, and merged with what is attached already."""
+    servicer = admin_of(server)
+    if outbox is not None:
+        attach_outbox(server, outbox)
+    for queue in dead_queues:
+        attach_consumer(server, queue)
     return servicer
 
 

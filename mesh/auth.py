@@ -7,6 +7,7 @@ and the gateway, the services and the tests all read the same one. Default deny.
 from __future__ import annotations
 
 import contextvars
+import re
 import time
 import uuid
 from collections.abc import Iterable
@@ -21,6 +22,7 @@ from google.protobuf import descriptor_pool
 from switchboard.auth.v1 import access_pb2
 
 from mesh.errors import PermissionDenied, Unauthenticated
+from mesh.tls import spiffe_id
 
 OPEN_SERVICES = frozenset(
     {
@@ -38,6 +40,21 @@ ROLE_NAMES: dict[int, str] = {
 }
 ROLES = frozenset(ROLE_NAMES.values())
 PRIVILEGED_ROLES = frozenset({"admin", "operator", "service"})
+# A user id (a token's subject): what the services store as owner and member ids, so
+# bounded like their other ids, and printable without quoting in logs and URLs.
+USER_ID_MAX = 128
+USER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+:-]*")
+
+
+def user_id_problem(user_id: str) -> str | None:
+    """Why `user_id` is no valid subject, or None when it is one."""
+    if not user_id:
+        return "must not be empty"
+    if len(user_id) > USER_ID_MAX:
+        return f"must be at most {USER_ID_MAX} characters"
+    if not USER_ID_PATTERN.fullmatch(user_id):
+        return "must start with a letter or digit and contain only letters, digits and . _ @ + : -"
+    return None
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,7 @@ class Rule:
     roles: frozenset[str]
     public: bool = False
     owner_scoped: bool = False
+    workloads: frozenset[str] = frozenset()  # mesh services that may call it by mTLS identity alone
 
 
 class AccessPolicy:
@@ -107,6 +125,7 @@ class AccessPolicy:
                     roles=frozenset(ROLE_NAMES[r] for r in rule.roles if r in ROLE_NAMES),
                     public=rule.public,
                     owner_scoped=rule.owner_scoped,
+                    workloads=frozenset(rule.workloads),
                 )
         return cls(rules)
 
@@ -114,6 +133,19 @@ class AccessPolicy:
         service = method.split("/")[1] if method.count("/") >= 2 else ""
         rule = self.rules.get(method)
         return service in OPEN_SERVICES or (rule is not None and rule.public)
+
+    def workload_principal(self, method: str, peer_spiffe_id: str) -> Principal | None:
+        """The principal of a mesh service calling `method` without a token by its mTLS
+        identity: None when the peer is no mesh service (a user's certificate, plaintext),
+        PERMISSION_DENIED when the RPC's rule does not list that service."""
+        prefix = spiffe_id("svc", "")
+        if not peer_spiffe_id.startswith(prefix):
+            return None
+        workload = peer_spiffe_id.removeprefix(prefix)
+        rule = self.rules.get(method)
+        if rule is None or workload not in rule.workloads:
+            raise PermissionDenied(f"workload {peer_spiffe_id} may not call {method}")
+        return Principal(user_id=f"svc/{workload}", roles=frozenset({"service"}))
 
     def authorize(self, method: str, principal: Principal) -> None:
         """Raise PERMISSION_DENIED unless `principal` may call `method`."""
@@ -147,7 +179,11 @@ class TokenVerifier:
         roles = claims.get("roles", [])
         if not isinstance(roles, list):
             raise Unauthenticated("invalid token: roles must be a list")
-        return Principal(user_id=str(claims["sub"]), roles=frozenset(map(str, roles)) & ROLES)
+        subject = claims["sub"]
+        problem = user_id_problem(subject) if isinstance(subject, str) else "must be a string"
+        if problem is not None:  # an empty subject would be the anonymous caller
+            raise Unauthenticated(f"invalid token: subject {problem}")
+        return Principal(user_id=subject, roles=frozenset(map(str, roles)) & ROLES)
 
     def _decode(self, token: str) -> dict[str, Any]:
         error: jwt.PyJWTError | None = None
@@ -186,7 +222,12 @@ def mint_token(
     ttl_s: float = 3600,
     key_id: str = "switchboard-1",
 ) -> str:
-    """A signed dev/service token (the `mesh token` command)."""
+    """A signed dev/service token (the `mesh token` command); ValueError for a subject
+    the services would refuse. Unknown roles are signed as given (the verifier drops
+    them; `mesh token` refuses them before)."""
+    problem = user_id_problem(user_id)
+    if problem is not None:
+        raise ValueError(f"user id {user_id!r} {problem}")
     now = int(time.time())
     claims = {
         "sub": user_id,
@@ -201,7 +242,8 @@ def mint_token(
 
 
 def ensure_keys(private_path: Path, public_path: Path) -> None:
-    """Generate the RS256 key pair once (first `make up` / test run)."""
+    """Generate the RS256 key pair once (`mesh up` and the tests' own keys; never
+    `mesh token`, whose token no service would trust with a key made up on the spot)."""
     if private_path.exists() and public_path.exists():
         return
     private_path.parent.mkdir(parents=True, exist_ok=True)

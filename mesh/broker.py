@@ -13,16 +13,20 @@ import time
 import pika
 from pika.exceptions import AMQPError
 
+from mesh.bus import broker_urls
+
 
 class BrokerProbe:
     """`check()` is True while the broker accepts connections."""
 
     def __init__(self, url: str, timeout_s: float = 2.0, max_backoff_s: float = 5.0) -> None:
-        self._params = pika.URLParameters(url)
-        self._params.socket_timeout = timeout_s
-        self._params.blocked_connection_timeout = timeout_s
-        self._params.connection_attempts = 1
-        self._params.client_properties = {"connection_name": "health-probe"}
+        # Any node of a cluster will do (RABBITMQ_URL may list several).
+        self._params = [pika.URLParameters(node) for node in broker_urls(url)]
+        for params in self._params:
+            params.socket_timeout = timeout_s
+            params.blocked_connection_timeout = timeout_s
+            params.connection_attempts = 1
+            params.client_properties = {"connection_name": "health-probe"}
         self._connection: pika.BlockingConnection | None = None
         self._lock = threading.Lock()
         self._max_backoff_s = max_backoff_s

@@ -13,17 +13,30 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 
 class MeshError(Exception):
-    """Base of errors with a definite gRPC status code."""
+    """Base of errors with a definite gRPC status code. `violations` names the
+    request fields at fault (a BadRequest detail), whatever the code: a caller
+    told PERMISSION_DENIED or NOT_FOUND learns which of its ids was refused."""
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, violations: Iterable[FieldViolation] = ()) -> None:
         super().__init__(message)
         self.message = message
+        self.violations = list(violations)
 
     def details(self) -> list[any_pb2.Any]:
         """google.rpc detail messages attached to the status."""
-        return []
+        if not self.violations:
+            return []
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in self.violations
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad_request)
+        return [packed]
 
     def to_status(self) -> status_pb2.Status:
         """The google.rpc.Status carried in `grpc-status-details-bin`."""
@@ -46,20 +59,16 @@ class InvalidArgument(MeshError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(self, violations: Iterable[FieldViolation], message: str = "") -> None:
-        self.violations = list(violations)
-        names = ", ".join(v.field for v in self.violations)
-        super().__init__(message or f"invalid argument: {names}")
+        found = list(violations)
+        names = ", ".join(v.field for v in found)
+        super().__init__(message or f"invalid argument: {names}", violations=found)
 
-    def details(self) -> list[any_pb2.Any]:
-        bad_request = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                for v in self.violations
-            ]
-        )
-        packed = any_pb2.Any()
-        packed.Pack(bad_request)
-        return [packed]
+
+class OutOfRange(InvalidArgument):
+    """OUT_OF_RANGE with a BadRequest: a well-formed value past the end of what
+    exists (e.g. a resume position after a room's last message)."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
 
 
 class NotFound(MeshError):
@@ -128,6 +137,7 @@ class Violations:
 _RPC_CODES: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: code_pb2.INVALID_ARGUMENT,
     grpc.StatusCode.NOT_FOUND: code_pb2.NOT_FOUND,
+    grpc.StatusCode.OUT_OF_RANGE: code_pb2.OUT_OF_RANGE,
     grpc.StatusCode.ALREADY_EXISTS: code_pb2.ALREADY_EXISTS,
     grpc.StatusCode.FAILED_PRECONDITION: code_pb2.FAILED_PRECONDITION,
     grpc.StatusCode.PERMISSION_DENIED: code_pb2.PERMISSION_DENIED,

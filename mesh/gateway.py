@@ -32,6 +32,7 @@ from mesh.openapi import (
     with_error_types,
 )
 from mesh.processes import listening_on, spawn, terminate, wait_until
+from mesh.rest_guard import render_lua
 from mesh.topology import GATEWAY_ADMIN_PORT, GATEWAY_PORT, SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +73,16 @@ class GatewaySettings(BaseSettings):
     stream_idle_timeout_s: float = Field(3600.0, gt=0, description="idle limit of live streams")
     max_request_body_bytes: int = Field(
         4 * 1024 * 1024, gt=0, description="largest REST body transcoded (413 above): the services' limit"
+    )
+    max_path_bytes: int = Field(4096, gt=0, description="longest REST path (414 above)")
+    max_header_bytes: int = Field(
+        7 * 1024,
+        gt=0,
+        description="largest REST header block, counted as gRPC does (name + value + 32 per header; 431 "
+        "above): the services refuse metadata over gRPC's 8 KiB soft limit with RESOURCE_EXHAUSTED",
+    )
+    max_request_headers_kb: int = Field(
+        16, gt=0, description="Envoy's own limit of a request's headers, path included (431 above)"
     )
     reuse_port: bool = Field(
         True,
@@ -119,6 +130,123 @@ def gateway_descriptor_set(out: Path) -> Path:
     """The descriptor set the JSON transcoder reads: the contracts plus the error types."""
     out.write_bytes(with_error_types(load_descriptor_set(DESCRIPTOR_SET)).SerializeToString())
     return out
+
+
+# The google.rpc.Code of each HTTP status the gateway itself answers with (AIP-193's
+# mapping). A request that cannot be served as sent (too large, too long) is
+# INVALID_ARGUMENT: retrying it unchanged cannot succeed; 429 is RESOURCE_EXHAUSTED.
+LOCAL_REPLY_CODES: dict[int, int] = {
+    400: 3,  # INVALID_ARGUMENT
+    401: 16,  # UNAUTHENTICATED
+    404: 5,  # NOT_FOUND
+    405: 12,  # UNIMPLEMENTED: the path exists, not with this verb
+    408: 4,  # DEADLINE_EXCEEDED
+    413: 3,
+    414: 3,
+    429: 8,  # RESOURCE_EXHAUSTED
+    431: 3,
+    500: 13,  # INTERNAL
+    501: 12,
+    502: 14,  # UNAVAILABLE
+    503: 14,
+    504: 4,
+}
+UNKNOWN_CODE = 2  # any other error status
+
+
+def _status_is(code: int, op: str = "EQ") -> dict[str, Any]:
+    return {
+        "status_code_filter": {
+            "comparison": {"op": op, "value": {"default_value": code, "runtime_key": "unused"}}
+        }
+    }
+
+
+def _metadata_is_true(key: str) -> dict[str, Any]:
+    matcher = {"filter": "switchboard", "path": [{"key": key}], "value": {"bool_match": True}}
+    # Envoy's default counts a missing key as a match.
+    return {"metadata_filter": {"matcher": matcher, "match_if_key_not_found": False}}
+
+
+def _status_json(code: int, message: str = "%LOCAL_REPLY_BODY%") -> dict[str, Any]:
+    return {
+        "json_format": {"code": code, "message": message, "details": []},
+        "content_type": "application/json",
+    }
+
+
+def local_reply_config() -> dict[str, Any]:
+    """Envoy's local_reply_config: every reply the gateway makes itself to a REST caller
+    is google.rpc.Status JSON with the HTTP status's code; gRPC and gRPC-Web callers keep
+    grpc-status (Envoy encodes local replies to them as trailers). The first match wins."""
+    # REST: the guard marked it (the transcoder has turned it into gRPC by then), or it
+    # never was gRPC (a JWT failure comes before the guard).
+    rest = {
+        "or_filter": {
+            "filters": [
+                _metadata_is_true("rest"),
+                {
+                    "header_filter": {
+                        "header": {
+                            "name": "content-type",
+                            "string_match": {"prefix": "application/grpc"},
+                            "invert_match": True,
+                            # No content-type (a GET, a request the codec refused) is not gRPC.
+                            "treat_missing_header_as_empty": True,
+                        }
+                    }
+                },
+            ]
+        }
+    }
+    healthz = {"header_filter": {"header": {"name": ":path", "string_match": {"exact": "/healthz"}}}}
+    mappers: list[dict[str, Any]] = [
+        # The REST guard writes its Status (with field violations) itself.
+        {
+            "filter": _metadata_is_true("status_json"),
+            "body_format_override": {
+                "text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"},
+                "content_type": "application/json",
+            },
+        },
+        {
+            "filter": {"and_filter": {"filters": [healthz, _status_is(200)]}},
+            "body_format_override": {
+                "json_format": {"status": "SERVING"},
+                "content_type": "application/json",
+            },
+        },
+        {
+            "filter": {"and_filter": {"filters": [healthz, _status_is(503)]}},
+            "body_format_override": {
+                "json_format": {"status": "NOT_SERVING"},
+                "content_type": "application/json",
+            },
+        },
+        # jwt_authn answers 403 for a token of another audience; the token is what is
+        # wrong, not the caller's rights (those the services judge): 401, for every caller.
+        {
+            "filter": {"and_filter": {"filters": [rest, _status_is(403)]}},
+            "status_code": 401,
+            "body_format_override": _status_json(16),
+        },
+        {"filter": _status_is(403), "status_code": 401},
+    ]
+    for status, code in LOCAL_REPLY_CODES.items():
+        message = "no route for %REQ(:METHOD)% %REQ(:PATH):256%" if status == 404 else "%LOCAL_REPLY_BODY%"
+        mappers.append(
+            {
+                "filter": {"and_filter": {"filters": [rest, _status_is(status)]}},
+                "body_format_override": _status_json(code, message),
+            }
+        )
+    mappers.append(
+        {
+            "filter": {"and_filter": {"filters": [rest, _status_is(400, "GE")]}},
+            "body_format_override": _status_json(UNKNOWN_CODE),
+        }
+    )
+    return {"mappers": mappers}
 
 
 def _method_context(method: RpcMethod) -> dict[str, Any]:
@@ -201,6 +329,8 @@ def build_context(
         "metrics_port": metrics_port,
         "settings": settings,
         "static_files": _static_files(assets, served_from),
+        "local_reply_config": local_reply_config(),
+        "rest_guard_lua": render_lua(settings.max_path_bytes, settings.max_header_bytes),
         "transcoded_services": sorted(svc for svc in served if any(m.http_verb for m in by_service[svc])),
         "upstreams": [
             {

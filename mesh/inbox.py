@@ -6,6 +6,7 @@ applied one by one, so only the event at fault is retried.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 from pymongo import ASCENDING
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
+from mesh.admin import attach_consumer
 from mesh.bus import BatchHandler, EventConsumer
 from mesh.config import MeshConfig
 from mesh.events import Event, traced
@@ -86,8 +88,8 @@ class Inbox:
         events one by one instead, so the others commit and only the culprit
         fails. Outcomes are in the order of `events`."""
         if len(events) > 1:
-            self._ensure_collection()
             try:
+                self._ensure_collection()  # inside: a store outage is an outcome, not a raise
                 applied = self.store.transaction(lambda uow: self._apply_unseen(uow, events, effect))
             except ConnectionFailure as exc:  # one by one would fail the same way, slowly
                 return [Handled(event, False, exc) for event in events]
@@ -156,6 +158,26 @@ class Inbox:
         cutoff = time.time() - self.config.inbox_retention_s
         return collection.delete_many({"received_at": {"$lt": cutoff}}).deleted_count
 
+    def adopt_legacy_rows(self, time_field: str) -> int:
+        """Give rows a service wrote before it used this inbox (same collection and
+        `_id`, its own epoch-seconds `time_field`) a `received_at`, so retention
+        deletes them too. Idempotent (only rows without `received_at` change);
+        returns how many changed."""
+        self._ensure_collection()
+        collection = self.store.db[self.collection_name]
+        adopted = 0
+        legacy = collection.find({"received_at": {"$exists": False}}, {"_id": 1, time_field: 1})
+        for row in legacy:
+            when = row.get(time_field)
+            # a row without a usable time starts its retention now: kept, never lost early
+            received = float(when) if isinstance(when, int | float) else time.time()
+            result = collection.update_one(
+                {"_id": row["_id"], "received_at": {"$exists": False}},
+                {"$set": {"received_at": received}, "$unset": {time_field: ""}},
+            )
+            adopted += result.modified_count
+        return adopted
+
     def _maybe_cleanup(self) -> None:
         now = time.monotonic()
         with self._lock:
@@ -176,14 +198,45 @@ def consume(
     *,
     inbox: Inbox | None = None,
     required: bool = False,
+    legacy_time_field: str | None = None,
 ) -> EventConsumer:
     """Consume `patterns` into the service's queue `<queue_prefix><name>`, applying
     `handler(uow, event)` exactly once per event through the inbox, a batch of
     deliveries per transaction. With `required`, the service is NOT_SERVING while
-    the consumer is disconnected."""
+    the consumer is disconnected. `legacy_time_field` names the time field of rows
+    the service wrote before it used this inbox: they are adopted at start-up
+    (`Inbox.adopt_legacy_rows`). The queue's dead letters are served by the
+    service's EventAdminService."""
     inbox = inbox or Inbox(server.store, server.config)
+    if legacy_time_field:
+        server.add_worker(LegacyInboxRows(inbox, legacy_time_field))  # before the consumer starts
     consumer = EventConsumer(server.config, name, patterns, handle_batch=inbox.batch_handler(handler))
     server.add_worker(consumer)
     if required:
         server.add_dependency(f"rabbitmq:{name}", consumer.healthy)
+    attach_consumer(server, consumer)
     return consumer
+
+
+class LegacyInboxRows:
+    """A start-up Worker: `Inbox.adopt_legacy_rows` once, before the consumer starts,
+    then one cleanup, so adopted rows past the retention go at once."""
+
+    name = "inbox-migration"
+
+    def __init__(self, inbox: Inbox, time_field: str) -> None:
+        self.inbox = inbox
+        self.time_field = time_field
+
+    async def start(self) -> None:
+        try:
+            adopted = await asyncio.to_thread(self.inbox.adopt_legacy_rows, self.time_field)
+            await asyncio.to_thread(self.inbox.cleanup)
+        except PyMongoError as exc:  # the store is down: the next start tries again, nothing is lost
+            log.warning("inbox migration skipped: %s", exc)
+            return
+        if adopted:
+            log.info("inbox: %d legacy rows now under retention", adopted)
+
+    async def stop(self) -> None:
+        return None

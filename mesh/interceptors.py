@@ -116,7 +116,9 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
             raise DeadlineExceeded("deadline already expired")
         if self._policy.is_open(call.method):
             return
-        principal = self._authenticate(call.metadata.get("authorization", ""))
+        authorization = call.metadata.get("authorization", "")
+        workload = None if authorization else self._policy.workload_principal(call.method, call.peer)
+        principal = workload or self._authenticate(authorization)
         call.principal = principal
         set_principal(principal)
         self._policy.authorize(call.method, principal)

@@ -15,15 +15,24 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, Literal
 
+from google.protobuf import struct_pb2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mesh.dates import date_problem, time_zone_problem
 from mesh.errors import FieldViolation
 
 DEFAULT_CATALOGUE_FILE = Path(__file__).resolve().parents[1] / "scheduler_svc" / "catalogue.toml"
 MAX_PARAMETERS = 64
 MAX_STRING_PARAMETER = 16 * 1024
 
+# An INT travels as a Struct number (a double): beyond 2**53 it is no longer exact,
+# and MongoDB stores at most 64-bit integers, so this bounds every INT parameter.
+MAX_SAFE_INT = 2**53
+
 ParameterKind = Literal["string", "int", "float", "bool"]
+# What a string parameter must spell, checked at submission like its type: a job
+# never starts only to fail on a value it could have refused (daily_report's date).
+StringFormat = Literal["", "date", "time_zone"]
 
 
 class CatalogueError(ValueError):
@@ -41,6 +50,7 @@ class ParameterSpec(BaseModel):
     min: float | None = None
     max: float | None = None
     max_length: int = Field(0, ge=0, le=MAX_STRING_PARAMETER)
+    format: StringFormat = ""
     description: str = ""
     default: str | int | float | bool | None = None
 
@@ -48,6 +58,8 @@ class ParameterSpec(BaseModel):
     def _consistent(self) -> ParameterSpec:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"parameter {self.name}: min > max")
+        if self.format and self.type != "string":
+            raise ValueError(f"parameter {self.name}: only a string has a format")
         if self.required and self.default is not None:
             raise ValueError(f"parameter {self.name}: a required parameter has no default")
         if self.default is not None and check_value(self, self.default):
@@ -122,23 +134,57 @@ def load_catalogue(path: Path | str = DEFAULT_CATALOGUE_FILE) -> Catalogue:
 
 def check_value(spec: ParameterSpec, value: Any) -> str:
     """Why `value` does not fit `spec` ('' when it does). Struct numbers arrive as
-    floats, so an INT is any finite float without a fraction."""
+    floats, so an INT is any finite float without a fraction, within ±2**53."""
     if spec.type == "bool":
         return "" if isinstance(value, bool) else "must be a boolean"
     if spec.type == "string":
-        if not isinstance(value, str):
-            return "must be a string"
-        limit = spec.max_length or MAX_STRING_PARAMETER
-        return "" if len(value) <= limit else f"must be at most {limit} characters"
+        return _check_string(spec, value)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return "must be a number"
+        return "must be a finite number"
     if spec.type == "int" and float(value) != int(value):
         return "must be an integer"
+    if spec.type == "int" and abs(value) > MAX_SAFE_INT:
+        return f"must be between -{MAX_SAFE_INT} and {MAX_SAFE_INT}"
     if spec.min is not None and value < spec.min:
         return f"must be at least {_number(spec.min)}"
     if spec.max is not None and value > spec.max:
         return f"must be at most {_number(spec.max)}"
     return ""
+
+
+def _check_string(spec: ParameterSpec, value: Any) -> str:
+    if not isinstance(value, str):
+        return "must be a string"
+    limit = spec.max_length or MAX_STRING_PARAMETER
+    if len(value) > limit:
+        return f"must be at most {limit} characters"
+    if spec.format == "date":
+        return date_problem(value)
+    if spec.format == "time_zone":
+        return time_zone_problem(value, limit)
+    return ""
+
+
+def parameters_from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as plain Python values, whatever it holds. Unlike
+    `json_format.MessageToDict`, which raises on NaN and ±Infinity, this never
+    fails: such a number reaches `validate_parameters` and becomes a violation."""
+    return {key: _plain(value) for key, value in struct.fields.items()}
+
+
+def _plain(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        return value.number_value
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return parameters_from_struct(value.struct_value)
+    if kind == "list_value":
+        return [_plain(item) for item in value.list_value.values]
+    return None  # null_value, or no kind set
 
 
 def validate_parameters(

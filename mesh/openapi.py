@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from google.api import annotations_pb2
+from google.api import annotations_pb2, field_behavior_pb2
 from google.protobuf import descriptor_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from switchboard.auth.v1 import access_pb2
@@ -41,17 +41,61 @@ _SCALARS: dict[int, dict[str, str]] = {
 }
 _WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
-    "google.protobuf.Duration": {"type": "string", "example": "1.5s"},
+    # The JSON mapping writes a Duration as seconds with an `s` suffix.
+    "google.protobuf.Duration": {
+        "type": "string",
+        "format": "duration",
+        "pattern": "^-?[0-9]+(\\.[0-9]{1,9})?s$",
+        "example": "1.5s",
+    },
     "google.protobuf.FieldMask": {"type": "string"},
     "google.protobuf.Empty": {"type": "object"},
     "google.protobuf.Struct": {"type": "object"},
     "google.protobuf.Value": {},
     "google.protobuf.Any": {"type": "object", "properties": {"@type": {"type": "string"}}},
     "google.protobuf.StringValue": {"type": "string", "nullable": True},
+    "google.protobuf.UInt32Value": {"type": "integer", "format": "int64", "nullable": True},
+    "google.protobuf.DoubleValue": {"type": "number", "format": "double", "nullable": True},
+    "google.protobuf.ListValue": {"type": "array", "items": {}},
     "google.protobuf.Int64Value": {"type": "string", "format": "int64", "nullable": True},
     "google.protobuf.Int32Value": {"type": "integer", "nullable": True},
     "google.protobuf.BoolValue": {"type": "boolean", "nullable": True},
 }
+
+# Well-known types that bind from a query string (written as one JSON scalar).
+_QUERY_WELL_KNOWN = frozenset(
+    name
+    for name, schema in _WELL_KNOWN.items()
+    if schema.get("type") in ("string", "integer", "number", "boolean")
+)
+
+
+@dataclass(frozen=True)
+class HttpBinding:
+    """One REST mapping of an RPC: the primary `google.api.http` rule or one of its
+    additional_bindings."""
+
+    verb: str  # lower case: get, post, ...
+    path: str  # the template: /v1/rooms/{room_id}/messages
+    body: str  # "*", a field name, or "" (no body: fields come from the path and query)
+
+    @property
+    def path_params(self) -> list[str]:
+        return [p.split("=")[0] for p in re.findall(r"{([^}]+)}", self.path)]
+
+    @property
+    def route(self) -> str:
+        """The template without variable patterns (`{name=rooms/*}` → `{name}`), as OpenAPI writes it."""
+        return re.sub(r"{([^}=]+)(=[^}]*)?}", r"{\1}", self.path)
+
+
+def _bindings(rule: Any) -> tuple[HttpBinding, ...]:
+    found = []
+    for each in (rule, *rule.additional_bindings):
+        verb = each.WhichOneof("pattern") or ""
+        if verb in HTTP_VERBS:
+            found.append(HttpBinding(verb, str(getattr(each, verb)), each.body))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -69,6 +113,8 @@ class RpcMethod:
     http_body: str
     roles: tuple[int, ...]
     comment: str
+    # Every REST mapping, the primary rule first; http_verb/http_path/http_body repeat it.
+    bindings: tuple[HttpBinding, ...] = ()
 
     @property
     def grpc_path(self) -> str:
@@ -131,6 +177,7 @@ def rpc_methods(path: Path = DESCRIPTOR_SET) -> list[RpcMethod]:
                         http_body=rule.body,
                         roles=tuple(access.roles),
                         comment=comments.get((6, s_index, 2, m_index), ""),
+                        bindings=_bindings(rule),
                     )
                 )
     return methods
@@ -149,14 +196,28 @@ def _comments(file: descriptor_pb2.FileDescriptorProto) -> dict[tuple[int, ...],
     }
 
 
+def _field_behaviors(field: descriptor_pb2.FieldDescriptorProto) -> set[int]:
+    return set(field.options.Extensions[field_behavior_pb2.field_behavior])
+
+
+def is_required(field: descriptor_pb2.FieldDescriptorProto) -> bool:
+    """True for a field the contract marks `(google.api.field_behavior) = REQUIRED`."""
+    return field_behavior_pb2.REQUIRED in _field_behaviors(field)
+
+
 class _Schemas:
-    """Collects JSON schemas for messages and enums reachable from the REST RPCs."""
+    """Collects JSON schemas for messages and enums reachable from the REST RPCs, with
+    the contracts' comments as descriptions, `required` from field_behavior and
+    formats from the proto3 JSON mapping."""
 
     def __init__(self, files: descriptor_pb2.FileDescriptorSet) -> None:
         self.messages: dict[str, descriptor_pb2.DescriptorProto] = {}
         self.enums: dict[str, descriptor_pb2.EnumDescriptorProto] = {}
+        # Comments by element: (message or enum full name,) or (name, field/value index).
+        self.comments: dict[tuple[str, ...] | tuple[str, int], str] = {}
         for file in files.file:
-            self._index(file.package, file.message_type, file.enum_type)
+            comments = _comments(file)
+            self._index(file.package, file.message_type, file.enum_type, (), comments)
         self.components: dict[str, Any] = {}
 
     def _index(
@@ -164,32 +225,88 @@ class _Schemas:
         prefix: str,
         messages: Any,
         enums: Any,
+        path: tuple[int, ...],
+        comments: dict[tuple[int, ...], str],
     ) -> None:
-        for enum in enums:
-            self.enums[f"{prefix}.{enum.name}"] = enum
-        for message in messages:
+        # descriptor.proto numbers: file.message_type 4, file.enum_type 5,
+        # message.nested_type 3, message.enum_type 4, message.field 2, enum.value 2.
+        message_tag, enum_tag = (3, 4) if path else (4, 5)
+        for e_index, enum in enumerate(enums):
+            name = f"{prefix}.{enum.name}"
+            self.enums[name] = enum
+            where = (*path, enum_tag, e_index)
+            self.comments[(name,)] = comments.get(where, "")
+            for v_index in range(len(enum.value)):
+                self.comments[(name, v_index)] = comments.get((*where, 2, v_index), "")
+        for m_index, message in enumerate(messages):
             name = f"{prefix}.{message.name}"
             self.messages[name] = message
-            self._index(name, message.nested_type, message.enum_type)
+            where = (*path, message_tag, m_index)
+            self.comments[(name,)] = comments.get(where, "")
+            for f_index in range(len(message.field)):
+                self.comments[(name, f_index)] = comments.get((*where, 2, f_index), "")
+            self._index(name, message.nested_type, message.enum_type, where, comments)
 
     def ref(self, full_name: str) -> dict[str, Any]:
         if full_name in _WELL_KNOWN:
             return dict(_WELL_KNOWN[full_name])
         if full_name in self.enums:
             if full_name not in self.components:
-                values = [v.name for v in self.enums[full_name].value]
-                self.components[full_name] = {"type": "string", "enum": values}
+                self.components[full_name] = self._enum(full_name)
             return {"$ref": f"#/components/schemas/{full_name}"}
         if full_name not in self.components:
             self.components[full_name] = {}  # placeholder first: messages may be recursive
-            self.components[full_name] = self._message(self.messages[full_name])
+            self.components[full_name] = self.message(full_name)
         return {"$ref": f"#/components/schemas/{full_name}"}
 
-    def _message(self, message: descriptor_pb2.DescriptorProto) -> dict[str, Any]:
-        properties = {}
-        for field in message.field:
-            properties[field.json_name or field.name] = self.field(field)
-        return {"type": "object", "properties": properties}
+    def _enum(self, full_name: str) -> dict[str, Any]:
+        enum = self.enums[full_name]
+        lines = [self.comments.get((full_name,), "")]
+        for index, value in enumerate(enum.value):
+            comment = " ".join(self.comments.get((full_name, index), "").split())
+            lines.append(f"- `{value.name}`" + (f": {comment}" if comment else ""))
+        return {
+            "type": "string",
+            "enum": [v.name for v in enum.value],
+            "description": "\n".join(line for line in lines if line),
+            "x-enum-descriptions": [
+                " ".join(self.comments.get((full_name, i), "").split()) for i in range(len(enum.value))
+            ],
+        }
+
+    def message(self, full_name: str, leave_out: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The object schema of a message; `leave_out`: proto field names bound elsewhere
+        (a request body without the fields its path carries)."""
+        message = self.messages[full_name]
+        properties: dict[str, Any] = {}
+        required = []
+        for index, field in enumerate(message.field):
+            if field.name in leave_out:
+                continue
+            json_name = field.json_name or field.name
+            extra: dict[str, Any] = {}
+            comment = self.comments.get((full_name, index), "")
+            if comment:
+                extra["description"] = comment
+            behaviors = _field_behaviors(field)
+            if field_behavior_pb2.OUTPUT_ONLY in behaviors:
+                extra["readOnly"] = True
+            if field_behavior_pb2.REQUIRED in behaviors:
+                required.append(json_name)
+            field_schema = self.field(field)
+            # A $ref cannot carry siblings in OpenAPI 3.0: wrap it to keep them.
+            properties[json_name] = (
+                {"allOf": [field_schema], **extra}
+                if extra and "$ref" in field_schema
+                else {**field_schema, **extra}
+            )
+        schema: dict[str, Any] = {"type": "object", "properties": properties}
+        if required:
+            schema["required"] = required
+        description = self.comments.get((full_name,), "")
+        if description:
+            schema["description"] = description
+        return schema
 
     def field(self, field: descriptor_pb2.FieldDescriptorProto) -> dict[str, Any]:
         type_name = field.type_name.lstrip(".")
@@ -205,7 +322,38 @@ class _Schemas:
         return schema
 
 
-def _parameters(method: RpcMethod, schemas: _Schemas) -> list[dict[str, Any]]:
+def _query_parameters(
+    schemas: _Schemas, type_name: str, prefix: str, bound: set[str], seen: frozenset[str]
+) -> list[dict[str, Any]]:
+    """Query parameters of a message: scalars, enums, repeated ones and the well-known
+    types written as JSON strings, by dotted path into singular message fields."""
+    params: list[dict[str, Any]] = []
+    message = schemas.messages[type_name]
+    for index, field in enumerate(message.field):
+        if not prefix and field.name in bound:
+            continue
+        name = prefix + (field.json_name or field.name)
+        target = field.type_name.lstrip(".")
+        entry = schemas.messages.get(target)
+        if entry is not None and entry.options.map_entry:
+            continue  # maps do not bind from the query string
+        if field.type == _T.TYPE_MESSAGE and target not in _QUERY_WELL_KNOWN:
+            if field.label != _T.LABEL_REPEATED and target not in seen and target in schemas.messages:
+                params += _query_parameters(schemas, target, name + ".", bound, seen | {target})
+            continue
+        param: dict[str, Any] = {"name": name, "in": "query", "schema": schemas.field(field)}
+        if field.label == _T.LABEL_REPEATED:
+            param.update(style="form", explode=True)
+        comment = schemas.comments.get((type_name, index), "")
+        if comment:
+            param["description"] = comment
+        if is_required(field):
+            param["required"] = True
+        params.append(param)
+    return params
+
+
+def _parameters(method: RpcMethod, binding: HttpBinding, schemas: _Schemas) -> list[dict[str, Any]]:
     message = schemas.messages[method.input_type]
     by_name = {f.name: f for f in message.field}
     params: list[dict[str, Any]] = [
@@ -215,61 +363,78 @@ def _parameters(method: RpcMethod, schemas: _Schemas) -> list[dict[str, Any]]:
             "required": True,
             "schema": schemas.field(by_name[name]) if name in by_name else {"type": "string"},
         }
-        for name in method.path_params
+        for name in binding.path_params
     ]
-    if method.http_body == "*":
+    if binding.body:  # with a body binding, nothing binds from the query string
         return params
-    for field in message.field:
-        # Only scalars and enums bind from the query string.
-        if field.name in method.path_params or field.type == _T.TYPE_MESSAGE:
-            continue
-        params.append({"name": field.json_name or field.name, "in": "query", "schema": schemas.field(field)})
-    return params
+    return params + _query_parameters(
+        schemas, method.input_type, "", set(binding.path_params), frozenset({method.input_type})
+    )
 
 
-def _operation(method: RpcMethod, schemas: _Schemas) -> dict[str, Any]:
+# The gateway's own errors, and the services' most common ones: every one is a
+# google.rpc.Status (AIP-193).
+ERROR_RESPONSES = {
+    "400": "INVALID_ARGUMENT: a field is missing, malformed or unknown (BadRequest field violations)",
+    "401": "UNAUTHENTICATED: no token, or one that is invalid, expired or for another audience",
+    "403": "PERMISSION_DENIED: the caller's role or ownership does not allow this",
+    "404": "NOT_FOUND: no such resource (or route)",
+    "429": "RESOURCE_EXHAUSTED: over the route's rate limit",
+    "503": "UNAVAILABLE: no healthy replica; retry with backoff",
+    "504": "DEADLINE_EXCEEDED: the service did not answer in time",
+}
+
+
+def _operation(method: RpcMethod, binding: HttpBinding, schemas: _Schemas) -> dict[str, Any]:
     output = schemas.ref(method.output_type)
     content = (
         {NDJSON: {"schema": output}} if method.server_streaming else {"application/json": {"schema": output}}
     )
+    status = {"application/json": {"schema": schemas.ref("google.rpc.Status")}}
+    operation_id = f"{method.service.rsplit('.', 1)[-1]}_{method.name}"
+    if binding != method.bindings[0]:
+        operation_id += f"_{binding.verb}{method.bindings.index(binding)}"
     operation: dict[str, Any] = {
-        "operationId": f"{method.service.rsplit('.', 1)[-1]}_{method.name}",
+        "operationId": operation_id,
         "tags": [method.service.rsplit(".", 1)[-1]],
         "summary": method.comment.split("\n")[0] if method.comment else method.name,
         "description": method.comment + ("\n\nStreams one JSON object per line." * method.server_streaming),
-        "parameters": _parameters(method, schemas),
+        "parameters": _parameters(method, binding, schemas),
         "responses": {
             "200": {"description": "OK", "content": content},
-            "default": {
-                "description": "An error: google.rpc.Status as JSON",
-                "content": {"application/json": {"schema": schemas.ref("google.rpc.Status")}},
-            },
+            **{code: {"description": text, "content": status} for code, text in ERROR_RESPONSES.items()},
+            "default": {"description": "An error: google.rpc.Status as JSON", "content": status},
         },
         "security": [{"bearer": []}],
         "x-grpc-method": method.grpc_path,
     }
-    if method.http_body:
+    if binding.body == "*":
+        body = schemas.message(method.input_type, leave_out=frozenset(binding.path_params))
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    elif binding.body:
+        field = next(f for f in schemas.messages[method.input_type].field if f.name == binding.body)
         operation["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": schemas.ref(method.input_type)}},
+            "content": {"application/json": {"schema": schemas.field(field)}},
         }
     return operation
 
 
 def openapi_document(path: Path = DESCRIPTOR_SET, server_url: str = "/") -> dict[str, Any]:
-    """An OpenAPI 3.0 document for every REST route of the mesh."""
+    """An OpenAPI 3.0 document for every REST binding of the mesh (additional ones too)."""
     schemas = _Schemas(with_error_types(load_descriptor_set(path)))
     paths: dict[str, dict[str, Any]] = {}
     for method in rest_methods(path):
-        route = re.sub(r"{([^}=]+)(=[^}]*)?}", r"{\1}", method.http_path)
-        paths.setdefault(route, {})[method.http_verb] = _operation(method, schemas)
+        for binding in method.bindings:
+            paths.setdefault(binding.route, {})[binding.verb] = _operation(method, binding, schemas)
     return {
         "openapi": "3.0.3",
         "info": {
             "title": "Switchboard REST API",
             "version": "v1",
             "description": "REST through the Envoy gateway (grpc_json_transcoder). Errors are "
-            "google.rpc.Status JSON; server streams are newline-delimited JSON.",
+            "google.rpc.Status JSON; server streams are newline-delimited JSON. Unknown body "
+            "fields and query parameters are refused (400).",
         },
         "servers": [{"url": server_url}],
         "paths": paths,

@@ -450,7 +450,10 @@ def install(server: MeshServer, name: str = "outbox") -> Outbox:
     `outbox = mesh.outbox.install(server)`; then `outbox.add(uow, event)` in
     handlers. The relay's publisher does not gate health: writes go on while the
     broker is away and the relay catches up afterwards."""
+    from mesh.admin import attach_outbox  # here: mesh.admin imports this module
+
     outbox = Outbox(server.store, server.config)
     publisher = Publisher(server.config, name=name)
     server.add_worker(OutboxRelay(server.store, outbox, publisher, server.config))
+    attach_outbox(server, outbox)  # every outbox is served to operators (EventAdminService)
     return outbox

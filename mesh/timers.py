@@ -78,6 +78,7 @@ from pydantic import Field
 from pymongo import MongoClient, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from mesh.bus import connection_parameters
 from mesh.config import MeshConfig
 from mesh.lease import COLLECTION as LEASES
 from mesh.lease import Lease, LeaseKeeper, default_owner
@@ -582,8 +583,8 @@ class WakeSignal:
                 self._disconnect()
 
     def _connect(self) -> None:
-        parameters = pika.URLParameters(self.config.rabbitmq_url)
-        parameters.client_properties = {"connection_name": f"{self.exchange} wake-up"}
+        # The bus's parameters: heartbeats (a dead broker is noticed), any cluster node.
+        parameters = connection_parameters(self.config, f"{self.exchange} wake-up")
         self._connection = pika.BlockingConnection(parameters)
         self._channel = self._connection.channel()
         self._channel.exchange_declare(self.exchange, "fanout", durable=False, auto_delete=False)

@@ -14,7 +14,7 @@ from switchboard.type.v1.money_pb2 import Money
 
 from mesh.auth import current_principal
 from mesh.batching import GroupCommit
-from mesh.errors import Violations
+from mesh.errors import PermissionDenied, Violations
 from mesh.paging import page_size
 from mesh.protos import timestamp_ms
 from order_svc.config import OrderConfig
@@ -106,7 +106,11 @@ class OrderService(order_service_pb2_grpc.OrderServiceServicer):
         if start is not None and end is not None:
             violations.check(start < end, "create_time_end", "must be after create_time_start")
         violations.text(request.customer_id, "customer_id", max_len=self.config.max_id_len, required=False)
-        # customers always see only their own orders; privileged callers may filter
+        # customers always see only their own orders; privileged callers may filter. A
+        # filter naming another customer is refused, not ignored: no answer may look
+        # like that customer's list.
+        if not principal.is_privileged and request.customer_id not in ("", principal.user_id):
+            raise PermissionDenied("customer_id: customers list only their own orders")
         customer = (request.customer_id or None) if principal.is_privileged else principal.user_id
         command = ListOrders(
             query=OrderQuery(customer_id=customer, status=status, create_start_ms=start, create_end_ms=end),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from switchboard.registration.v1 import registration_service_pb2_grpc
 
 from mesh import inbox, outbox
-from mesh.admin import mount_admin
 from mesh.jobs_catalogue import load_catalogue
 from mesh.server import MeshServer
 from registration_svc import handlers
@@ -29,7 +28,7 @@ def main() -> None:
     job_outbox.ensure_indexes()  # the collection exists before the first transaction writes to it
     submits = submit_batcher(deps, config.submit_batch_max)
     server.add_worker(submits)
-    consumer = inbox.consume(
+    inbox.consume(  # its dead letters and the outbox are served by EventAdminService
         server, "registration.job-status", [handlers.JOB_STATUS_CHANGED], handlers.apply_status_changed
     )
     server.add_service(
@@ -37,7 +36,6 @@ def main() -> None:
         RegistrationService(deps, config, submits),
         registration_service_pb2_grpc.add_RegistrationServiceServicer_to_server,
     )
-    mount_admin(server, job_outbox, dead_queues=[consumer])
     server.run()
 
 

@@ -18,6 +18,7 @@ from mesh.errors import FailedPrecondition, InvalidArgument, NotFound, Violation
 from mesh.events import Event, new_event, unpack
 from mesh.jobs_catalogue import Catalogue, validate_parameters
 from mesh.outbox import Outbox
+from mesh.protos import set_timestamp
 from mesh.store import Store, UnitOfWork
 from registration_svc.model import Job, JobFinished, JobStatus, StatusChange
 from registration_svc.repository import JobRepository
@@ -174,7 +175,9 @@ def newest_per_job(changes: list[tuple[str, StatusChange]]) -> dict[str, StatusC
 
 def _write_status_changes(uow: UnitOfWork, changes: list[tuple[str, StatusChange]]) -> None:
     # nothing applies to a job that is not ours (another registration database shares the exchange)
-    JobRepository(uow.db).apply_changes(newest_per_job(changes), time.time(), uow.session)
+    repository, now = JobRepository(uow.db), time.time()
+    repository.apply_changes(newest_per_job(changes), now, uow.session)
+    repository.record_changes(changes, now, uow.session)  # each of them, for WatchJob
 
 
 _status_writes: DeferredWrites[tuple[str, StatusChange]] = DeferredWrites(_write_status_changes)
@@ -195,9 +198,8 @@ def _status_change(message: job_events_pb2.JobStatusChanged) -> StatusChange:
 def _registered_event(job: Job) -> Event:
     message = job_events_pb2.JobRegistered(job_id=job.id, owner_id=job.owner_id, definition=job.definition)
     message.parameters.update(job.parameters)
-    message.create_time.FromNanoseconds(int(job.create_time * 1e9))
-    if job.run_at is not None:
-        message.run_at.FromNanoseconds(int(job.run_at * 1e9))
+    set_timestamp(message.create_time, job.create_time)
+    set_timestamp(message.run_at, job.run_at)
     return new_event(JOB_REGISTERED, SOURCE, f"jobs/{job.id}", message)
 
 

@@ -16,6 +16,7 @@ from mesh.store import Document
 from registration_svc.model import Job, JobStatus, StatusChange
 
 COLLECTION = "jobs"
+CHANGES = "job_changes"  # every status change of our jobs, _id "<job id>:<sequence>" (WatchJob)
 
 
 class JobRepository:
@@ -23,6 +24,7 @@ class JobRepository:
 
     def __init__(self, db: Database[Document]) -> None:
         self.collection: Collection[Document] = db[COLLECTION]
+        self.changes: Collection[Document] = db[CHANGES]
 
     def ensure_indexes(self) -> None:
         self.collection.create_index(
@@ -32,6 +34,7 @@ class JobRepository:
         self.collection.create_index(
             [("owner_id", ASCENDING), ("create_time", DESCENDING)], name="owner_newest"
         )
+        self.changes.create_index([("job_id", ASCENDING), ("sequence", ASCENDING)], unique=True)
 
     def get(self, job_id: str, session: ClientSession | None = None) -> Job | None:
         document = self.collection.find_one({"_id": job_id}, session=session)
@@ -69,6 +72,41 @@ class JobRepository:
         if not updates:
             return 0
         return self.collection.bulk_write(updates, session=session).matched_count
+
+    def record_changes(
+        self, changes: list[tuple[str, StatusChange]], now: float, session: ClientSession | None = None
+    ) -> None:
+        """Keep every status change of our jobs (not only the newest, which is all the
+        read model applies), each once, so WatchJob can replay them in order."""
+        rows = {f"{job_id}:{change.sequence}": (job_id, change) for job_id, change in changes}
+        if not rows:
+            return
+        ours = {
+            d["_id"]
+            for d in self.collection.find(
+                {"_id": {"$in": sorted({job_id for job_id, _ in rows.values()})}}, {"_id": 1}, session=session
+            )
+        }
+        known = {
+            d["_id"] for d in self.changes.find({"_id": {"$in": sorted(rows)}}, {"_id": 1}, session=session)
+        }
+        new = [
+            {"_id": key, "job_id": job_id, "time": now, **_change_fields(change)}
+            for key, (job_id, change) in rows.items()
+            if job_id in ours and key not in known
+        ]
+        if new:
+            self.changes.insert_many(new, session=session)
+
+    def changes_after(self, job_id: str, after: int, upto: int) -> list[tuple[StatusChange, float]]:
+        """The recorded changes `after` < sequence <= `upto` of a job, oldest first,
+        with the time each was applied."""
+        # `$eq`: nx-27017 serves only an explicit equality from the index (ADR 0002).
+        query = {"job_id": {"$eq": job_id}, "sequence": {"$gt": after, "$lte": upto}}
+        return [
+            (_change_of(row), float(row["time"]))
+            for row in self.changes.find(query).sort("sequence", ASCENDING)
+        ]
 
     def list_for_owner(
         self,
@@ -110,6 +148,30 @@ def _updates(job_id: str, change: StatusChange, now: float) -> list[UpdateOne]:
         )
         for cancel_requested in (False, True)
     ]
+
+
+def _change_fields(change: StatusChange) -> Document:
+    return {
+        "sequence": change.sequence,
+        "status": int(change.status),
+        "progress": change.progress,
+        "result": change.result,
+        "error": change.error,
+        "attempt": change.attempt,
+        "max_attempts": change.max_attempts,
+    }
+
+
+def _change_of(row: Document) -> StatusChange:
+    return StatusChange(
+        sequence=int(row["sequence"]),
+        status=JobStatus(int(row["status"])),
+        progress=float(row.get("progress", 0.0)),
+        result=row.get("result"),
+        error=row.get("error", ""),
+        attempt=int(row.get("attempt", 0)),
+        max_attempts=int(row.get("max_attempts", 0)),
+    )
 
 
 def to_document(job: Job) -> Document:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -15,13 +16,15 @@ from switchboard.registration.v1 import registration_service_pb2_grpc
 
 from mesh.auth import current_principal
 from mesh.batching import GroupCommit
-from mesh.errors import Violations
-from mesh.jobs_catalogue import JobDefinition
+from mesh.errors import FieldViolation, OutOfRange, Violations
+from mesh.jobs_catalogue import JobDefinition, parameters_from_struct
 from mesh.paging import decode_token, encode_token, fingerprint, page_size
+from mesh.protos import set_timestamp
+from mesh.streams import Delivery, in_order, send_headers
 from registration_svc import handlers
 from registration_svc.config import RegistrationConfig
 from registration_svc.handlers import CancelJob, Registration, SubmitJob
-from registration_svc.model import Job, JobStatus
+from registration_svc.model import Job, JobStatus, StatusChange
 
 MAX_DEFINITION_NAME = 64
 MAX_IDEMPOTENCY_KEY = 128
@@ -101,7 +104,8 @@ class RegistrationService(registration_service_pb2_grpc.RegistrationServiceServi
         command = SubmitJob(
             owner_id=current_principal().user_id,
             definition=request.definition,
-            parameters=json_format.MessageToDict(request.parameters),
+            # never json_format here: it raises on NaN/Infinity (INTERNAL); new_job refuses them
+            parameters=parameters_from_struct(request.parameters),
             idempotency_key=request.idempotency_key,
             run_at=run_at,
         )
@@ -147,31 +151,80 @@ class RegistrationService(registration_service_pb2_grpc.RegistrationServiceServi
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchJobResponse]:
-        """Polls the read model (works across replicas without a change feed) and
-        sends a snapshot whenever the job changed; ends after a terminal status."""
-        _validate_job_id(request.job_id)
+        """Polls the read model (works across replicas without a change feed); each
+        status change is replayed from `job_changes`, in order, so changes quicker
+        than the poll are not folded into one. Ends after a terminal status."""
+        violations = Violations()
+        if violations.text(request.job_id, "job_id", max_len=MAX_JOB_ID):
+            _check_uuid(request.job_id, violations)
+        violations.check(request.after_sequence >= 0, "after_sequence", "must not be negative")
+        violations.raise_if_any()
         principal = current_principal()
         job = await asyncio.to_thread(handlers.get_job, request.job_id, principal, self.deps)
-        last = None
+        if request.after_sequence > job.sequence:
+            raise OutOfRange(
+                [FieldViolation("after_sequence", f"is beyond the job's sequence {job.sequence}")]
+            )
+        await send_headers(context)
+        delivered, last = request.after_sequence or job.sequence, None
+        if not request.after_sequence:
+            yield pb.WatchJobResponse(job=to_proto(job))
+            last = _shown(job)
         while True:
-            snapshot = (job.sequence, job.status, job.progress, job.update_time)
-            if snapshot != last:
-                last = snapshot
+            if job.sequence > delivered:
+                for change in await asyncio.to_thread(self._changes, job, delivered):
+                    yield pb.WatchJobResponse(
+                        job=to_proto(change.value), coalesced_from_sequence=change.coalesced_from
+                    )
+                    delivered, last = change.number, _shown(change.value)
+            if _shown(job) != last:  # a change of ours (a cancel asked) keeps the sequence
                 yield pb.WatchJobResponse(job=to_proto(job))
+                last = _shown(job)
             if job.status.terminal:
                 return
             await asyncio.sleep(self.config.watch_poll_interval_s)
             job = await asyncio.to_thread(handlers.get_job, request.job_id, principal, self.deps)
 
+    def _changes(self, job: Job, delivered: int) -> list[Delivery[Job]]:
+        """The job as of each recorded change after `delivered`, in order; the job as
+        it is now stands for its latest sequence (and, marked, for any not recorded)."""
+        recorded = self.deps.jobs.changes_after(job.id, delivered, job.sequence - 1)
+        found = [(change.sequence, _as_of(job, change, when)) for change, when in recorded]
+        return list(in_order(delivered, [*found, (job.sequence, job)]))
+
+
+def _shown(job: Job) -> tuple[object, ...]:
+    return (job.sequence, job.status, job.progress, job.cancel_requested)
+
+
+def _as_of(job: Job, change: StatusChange, when: float) -> Job:
+    """The job as the scheduler reported it at `change` (applied at `when`)."""
+    return dataclasses.replace(
+        job,
+        sequence=change.sequence,
+        status=change.status,
+        progress=change.progress,
+        result=change.result,
+        error=change.error,
+        attempt=change.attempt,
+        max_attempts=change.max_attempts or job.max_attempts,
+        update_time=when,
+        cancel_requested=False,
+    )
+
 
 def _validate_job_id(job_id: str) -> None:
     violations = Violations()
     if violations.text(job_id, "job_id", max_len=MAX_JOB_ID):
-        try:
-            uuid.UUID(job_id)
-        except ValueError:
-            violations.add("job_id", "must be a job id (UUID)")
+        _check_uuid(job_id, violations)
     violations.raise_if_any()
+
+
+def _check_uuid(job_id: str, violations: Violations) -> None:
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        violations.add("job_id", "must be a job id (UUID)")
 
 
 def _cursor(cursor: dict[str, object] | None, violations: Violations) -> tuple[float, str] | None:
@@ -223,8 +276,7 @@ def to_proto(job: Job) -> pb.Job:
     message.parameters.update(job.parameters)
     if job.result is not None:
         message.result.update(job.result)
-    if job.run_at is not None:
-        message.run_at.FromNanoseconds(int(job.run_at * 1e9))
-    message.create_time.FromNanoseconds(int(job.create_time * 1e9))
-    message.update_time.FromNanoseconds(int(job.update_time * 1e9))
+    set_timestamp(message.run_at, job.run_at)
+    set_timestamp(message.create_time, job.create_time)
+    set_timestamp(message.update_time, job.update_time)
     return message

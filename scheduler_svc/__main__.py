@@ -5,7 +5,7 @@ from __future__ import annotations
 from switchboard.scheduler.v1 import scheduler_service_pb2_grpc
 
 from mesh import inbox, outbox
-from mesh.admin import mount_admin
+from mesh.admin import attach_consumer
 from mesh.jobs_catalogue import load_catalogue
 from mesh.server import MeshServer
 from mesh.timers import DurableTimers
@@ -42,17 +42,18 @@ def main() -> None:
     server.add_dependency("timers", timers.ready)
     server.add_worker(dispatcher)
     server.add_dependency("work-queue", dispatcher.healthy)
-    consumers = [
-        inbox.consume(
-            server, "scheduler.job-registered", [handlers.JOB_REGISTERED], handlers.on_job_registered(deps)
-        ),
-        inbox.consume(
-            server,
-            "scheduler.job-cancel",
-            [handlers.JOB_CANCEL_REQUESTED],
-            handlers.on_job_cancel_requested(deps),
-        ),
-    ]
+    # the consumers' dead letters and the outbox are served by EventAdminService
+    inbox.consume(
+        server, "scheduler.job-registered", [handlers.JOB_REGISTERED], handlers.on_job_registered(deps)
+    )
+    inbox.consume(
+        server,
+        "scheduler.job-cancel",
+        [handlers.JOB_CANCEL_REQUESTED],
+        handlers.on_job_cancel_requested(deps),
+    )
+    # the work queue (consumed here or by separate workers) parks failed work items too
+    attach_consumer(server, f"{config.queue_prefix}{config.work_queue}")
     if config.worker_threads:
         server.add_worker(WorkerPool(deps, config, config.worker_threads))
     server.add_service(
@@ -60,7 +61,6 @@ def main() -> None:
         SchedulerAdminService(deps, config),
         scheduler_service_pb2_grpc.add_SchedulerAdminServiceServicer_to_server,
     )
-    mount_admin(server, job_outbox, dead_queues=consumers)
     server.run()
 
 

@@ -25,6 +25,8 @@ class SchedulerConfig(TimersConfig):
     heartbeat_interval_s: float = Field(0.5, gt=0, description="worker heartbeat and cancel-flag poll")
     worker_lease_s: float = Field(3.0, gt=0, description="no heartbeat this long: worker lost")
     retry_delay_s: float = Field(1.0, ge=0, description="pause before the next attempt of a failed job")
+    retry_backoff_factor: float = Field(2.0, ge=1, le=10, description="each next pause is this much longer")
+    retry_max_delay_s: float = Field(60.0, ge=0, description="the longest pause between attempts")
     timeout_grace_s: float = Field(2.0, ge=0, description="how long a timed-out job may take to stop")
     progress_min_interval_s: float = Field(0.2, ge=0, description="at most one progress event per interval")
     activity_target: str = "127.0.0.1:50056"

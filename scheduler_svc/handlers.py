@@ -11,14 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from google.protobuf import json_format
 from switchboard.events.v1 import job_events_pb2
 
 from mesh.batching import DeferredWrites
 from mesh.errors import FailedPrecondition, NotFound
 from mesh.events import Event, new_event, unpack
-from mesh.jobs_catalogue import Catalogue
+from mesh.jobs_catalogue import (
+    Catalogue,
+    JobDefinition,
+    parameters_from_struct,
+    validate_parameters,
+)
 from mesh.outbox import Outbox
+from mesh.protos import set_timestamp
 from mesh.store import Store, UnitOfWork
 from scheduler_svc.model import InvalidTransition, JobStatus, SchedulerJob
 from scheduler_svc.repository import JobRepository
@@ -172,15 +177,16 @@ def on_job_registered(deps: Scheduling) -> Callable[[UnitOfWork, Event], None]:
             id=message.job_id,
             owner_id=message.owner_id,
             definition=message.definition,
-            parameters=json_format.MessageToDict(message.parameters),
+            parameters=parameters_from_struct(message.parameters),
             max_attempts=definition.max_attempts if definition else 1,
             timeout_s=definition.timeout_s if definition else 0.0,
             create_time=message.create_time.ToNanoseconds() / 1e9 or now,
             update_time=now,
             run_at=run_at,
         )
-        if definition is None:  # the two services' catalogues disagree: fail it visibly
-            job.error = f"unknown job definition {message.definition!r}"
+        refused = _refusal(definition, message.definition, job.parameters)
+        if refused:  # the two services' catalogues disagree: fail it visibly, never run it
+            job.error = refused
             job.status = JobStatus.FAILED
             job.end_time = now
             job.sequence = 1
@@ -197,6 +203,18 @@ def on_job_registered(deps: Scheduling) -> Callable[[UnitOfWork, Event], None]:
             deps.timers.schedule(job.id, run_at, {"job_id": job.id})
 
     return effect
+
+
+def _refusal(definition: JobDefinition | None, name: str, parameters: dict[str, Any]) -> str:
+    """Why the scheduler will not run a registered job ('' when it will): the same
+    checks as SubmitJob's, in case the two services' catalogues differ. A refused
+    job fails at once with INVALID_ARGUMENT in its error, and is never attempted."""
+    if definition is None:
+        return f"unknown job definition {name!r}"
+    _, problems = validate_parameters(definition, parameters)
+    if not problems:
+        return ""
+    return "INVALID_ARGUMENT: " + "; ".join(f"{p.field}: {p.description}" for p in problems)
 
 
 def _insert_registered(
@@ -294,5 +312,5 @@ def status_message(job: SchedulerJob) -> job_events_pb2.JobStatusChanged:
     )
     if job.result is not None:
         message.result.update(job.result)
-    message.change_time.FromNanoseconds(int(job.update_time * 1e9))
+    set_timestamp(message.change_time, job.update_time)
     return message

@@ -17,7 +17,7 @@ from google.protobuf import json_format
 from switchboard.activity.v1 import activity_service_pb2, activity_service_pb2_grpc
 
 from mesh.auth import mint_token
-from mesh.client import bearer
+from mesh.client import bearer, shared_channel
 from scheduler_svc.config import SchedulerConfig
 
 CHUNK_BYTES = 1 << 20
@@ -32,7 +32,39 @@ class JobTimedOut(Exception):
 
 
 class JobError(Exception):
-    """The job failed (its message becomes the attempt's error)."""
+    """The job failed (its message becomes the attempt's error). A `permanent`
+    failure would fail the same way again: the job fails at once, never retried."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+# A downstream answer that another attempt cannot change (the request itself is
+# wrong, or not allowed); anything else (UNAVAILABLE, DEADLINE_EXCEEDED,
+# RESOURCE_EXHAUSTED, ABORTED, INTERNAL…) may pass and is retried.
+PERMANENT_CODES = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.ALREADY_EXISTS,
+    }
+)
+# Exceptions a job's code raises deterministically for the same parameters
+# (a bad value, a missing key): retrying runs the same code on the same input.
+DETERMINISTIC_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, LookupError, ArithmeticError)
+
+
+def is_permanent(error: Exception) -> bool:
+    """Whether a failed attempt's error rules out every further attempt."""
+    if isinstance(error, JobError):
+        return error.permanent
+    return isinstance(error, DETERMINISTIC_ERRORS)
 
 
 @dataclass
@@ -108,12 +140,14 @@ def daily_report(ctx: JobContext) -> dict[str, Any]:
     request = activity_service_pb2.GetDailyStatsRequest(
         date=str(ctx.parameters["date"]), time_zone=str(ctx.parameters.get("time_zone", "UTC"))
     )
-    with grpc.insecure_channel(config.activity_target) as channel:
-        stub = activity_service_pb2_grpc.ActivityServiceStub(channel)
-        try:
-            response = stub.GetDailyStats(request, timeout=timeout, metadata=bearer(token))
-        except grpc.RpcError as exc:
-            raise JobError(f"activity_svc GetDailyStats: {exc.code().name}: {exc.details()}") from exc
+    stub = activity_service_pb2_grpc.ActivityServiceStub(shared_channel(config.activity_target))
+    try:
+        response = stub.GetDailyStats(request, timeout=timeout, metadata=bearer(token))
+    except grpc.RpcError as exc:
+        code = exc.code()
+        raise JobError(
+            f"activity_svc GetDailyStats: {code.name}: {exc.details()}", permanent=code in PERMANENT_CODES
+        ) from exc
     ctx.progress(100.0)
     return json_format.MessageToDict(response.stats)
 

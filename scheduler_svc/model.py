@@ -120,14 +120,17 @@ class SchedulerJob:
         self._end(JobStatus.SUCCEEDED, now)
         return True
 
-    def fail(self, attempt: int, error: str, now: float, retry_delay_s: float) -> bool:
+    def fail(
+        self, attempt: int, error: str, now: float, retry_delay_s: float, *, permanent: bool = False
+    ) -> bool:
         """The attempt failed: back to QUEUED (after `retry_delay_s`) while attempts
-        are left, else FAILED."""
+        are left, else FAILED. A `permanent` failure (another attempt would fail the
+        same way) is FAILED at once, whatever the attempts left."""
         if not self._current(attempt):
             return False
         self.error = error[:MAX_ERROR]
         self._close_attempt(now, self.error)
-        if self.attempts_left <= 0 or self.cancel_requested:
+        if self.attempts_left <= 0 or self.cancel_requested or permanent:
             self._end(JobStatus.CANCELLED if self.cancel_requested else JobStatus.FAILED, now)
             return True
         self.status = JobStatus.QUEUED

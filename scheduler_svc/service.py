@@ -12,6 +12,7 @@ from switchboard.scheduler.v1 import scheduler_service_pb2_grpc
 
 from mesh.errors import Violations
 from mesh.paging import decode_token, encode_token, fingerprint, page_size
+from mesh.protos import set_timestamp
 from scheduler_svc import handlers
 from scheduler_svc.config import SchedulerConfig
 from scheduler_svc.handlers import Scheduling
@@ -96,8 +97,7 @@ def _validate_job_id(job_id: str) -> None:
 
 
 def _set_time(field: Any, epoch_s: float | None) -> None:
-    if epoch_s is not None:
-        field.FromNanoseconds(int(epoch_s * 1e9))
+    set_timestamp(field, epoch_s)
 
 
 def to_proto(job: SchedulerJob) -> pb.Job:

@@ -34,7 +34,7 @@ from mesh.telemetry import configure_logging
 from mesh.timers import DurableTimers
 from scheduler_svc.config import SchedulerConfig
 from scheduler_svc.handlers import Scheduling
-from scheduler_svc.jobs import KINDS, JobCancelled, JobContext, JobTimedOut
+from scheduler_svc.jobs import KINDS, JobCancelled, JobContext, JobTimedOut, is_permanent
 from scheduler_svc.model import InvalidTransition, JobStatus, SchedulerJob
 from scheduler_svc.timers import CALLBACK_REF, NAMESPACE
 
@@ -49,6 +49,7 @@ class Outcome:
     result: dict[str, Any] | None = None
     error: str = ""
     cancelled: bool = False
+    permanent: bool = False  # the error rules out a retry (scheduler_svc.jobs.is_permanent)
 
 
 class JobRunner:
@@ -115,7 +116,7 @@ class JobRunner:
         definition = self.deps.catalogue.get(job.definition)
         implementation = KINDS.get(definition.kind) if definition else None
         if definition is None or implementation is None:
-            return Outcome(error=f"no implementation for job definition {job.definition!r}")
+            return Outcome(error=f"no implementation for job definition {job.definition!r}", permanent=True)
         jobs = self.deps.jobs
         deadline = time.monotonic() + job.timeout_s
         announced = threading.Event()  # the RUNNING event went out (the claim did not publish it)
@@ -131,6 +132,7 @@ class JobRunner:
                 outcome.error = f"timed out after {job.timeout_s:g} s"
             except Exception as exc:
                 outcome.error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+                outcome.permanent = is_permanent(exc)
 
         thread = threading.Thread(target=target, name=f"job-{job.id[:8]}", daemon=True)
         thread.start()
@@ -183,7 +185,8 @@ class JobRunner:
             if outcome.cancelled:
                 return current.cancelled(attempt, now)
             if outcome.error:
-                return current.fail(attempt, outcome.error, now, self.config.retry_delay_s)
+                delay = retry_delay_s(self.config, attempt - current.budget_base)
+                return current.fail(attempt, outcome.error, now, delay, permanent=outcome.permanent)
             return current.succeed(attempt, outcome.result or {}, now)
 
         # the job as the claim wrote it: no read unless it changed since (progress, a cancel)
@@ -220,6 +223,14 @@ class WorkerPool:
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.stop_threads)
+
+
+def retry_delay_s(config: SchedulerConfig, attempt: int) -> float:
+    """The pause after the `attempt`-th failed attempt of a budget (1 first):
+    `retry_delay_s`, times `retry_backoff_factor` per attempt, at most `retry_max_delay_s`."""
+    exponent = max(0, attempt - 1)
+    delay = config.retry_delay_s * config.retry_backoff_factor**exponent
+    return min(delay, max(config.retry_max_delay_s, config.retry_delay_s))
 
 
 def _worker_id() -> str:

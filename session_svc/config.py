@@ -24,3 +24,7 @@ class SessionConfig(TimersConfig):
         0.1, ge=0, description="longest a start batch waits for due timers being applied"
     )
     session_max_seconds: int = Field(86_400, gt=0, description="largest prepaid/recharge amount")
+    chat_target: str = Field("127.0.0.1:50051", min_length=1, description="chat_svc (room checks)")
+    chat_deadline_s: float = Field(
+        5.0, gt=0, description="longest a room check waits for chat_svc (within the caller's deadline)"
+    )

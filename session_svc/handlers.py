@@ -13,7 +13,6 @@ would be a no-op anyway)."""
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from mesh.auth import Principal
 from mesh.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
 from mesh.outbox import Outbox
+from mesh.protos import now_s
 from mesh.store import Document, Store, UnitOfWork, backoff, is_transient
 from mesh.timers import DurableTimers, Firing
 from session_svc import model
@@ -110,7 +110,9 @@ def new_session(command: StartSession, now: float, deps: Deps) -> Session:
         str(uuid.uuid4()),
         command.customer_id,
         command.advisor_id,
-        command.room_id,
+        # No room given: the session's own, named now so Session.room_id always shows
+        # where it posts (chat_svc creates it with this id on SessionStarted).
+        command.room_id or str(uuid.uuid4()),
         command.prepaid_seconds,
         command.request_id,
         now,
@@ -130,7 +132,7 @@ def notify_after_commit(uow: UnitOfWork, deps: Deps, sessions: list[Session]) ->
 
 
 def _insert_started(uow: UnitOfWork, command: StartSession, deps: Deps) -> Session:
-    now = time.time()
+    now = now_s()
     timed = new_session(command, now, deps)
     SessionRepository(uow.db[COLLECTION]).add(timed, uow.session)
     _schedule(deps, timed)
@@ -216,7 +218,7 @@ def _plan_firings(deps: Deps, firings: list[Firing]) -> list[tuple[Session, int]
     on nothing (as for a start that never commits)."""
     ids = sorted({str(f.payload["session_id"]) for f in firings})
     current = SessionRepository(deps.store.db[COLLECTION]).get_many(ids)
-    now = time.time()
+    now = now_s()
     changes: dict[str, tuple[Session, int]] = {}
     for firing in firings:
         session_id, version, run_at = _timer_payload(firing.payload)
@@ -238,7 +240,7 @@ def _fire_batch(uow: UnitOfWork, deps: Deps, changes: list[tuple[Session, int]])
     if not SessionRepository(uow.db[COLLECTION]).replace_many_if_version(changes, uow.session):
         raise _Conflict()
     news = [new for new, _ in changes]
-    now = time.time()
+    now = now_s()
     deps.outbox.add_many(uow, [event_for(new, now) for new in news])
     # The fired keys are completed by the timers themselves: nothing to cancel.
     notify_after_commit(uow, deps, news)
@@ -280,7 +282,7 @@ def _attempt(uow: UnitOfWork, deps: Deps, session_id: str, decide: Decision) -> 
     current = repository.get(session_id, session=uow.session)
     if current is None:
         raise NotFound("session not found")
-    now = time.time()
+    now = now_s()
     decided = decide(current, now)
     if decided is None:
         return current

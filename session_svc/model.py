@@ -1,7 +1,13 @@
 """The paid-session domain: states, transitions and the next timer. Pure, no I/O.
 
-Times are epoch seconds (floats). While ACTIVE, `paid_until` is the pause
-deadline; while PAUSED_FOR_RECHARGE it is the moment the session paused.
+Times are epoch seconds (floats, whole milliseconds: mesh.protos.now_s). While
+ACTIVE, `paid_until` is the pause deadline; while PAUSED_FOR_RECHARGE it is the
+moment the session paused.
+
+The warning is due `warning_before_s` before the pause, but never before the moment
+the paid time was bought: a session (or a resume) with less paid time than the lead
+is warned at once, when it starts (`warn_at` = the start), and only once. With a
+lead of 0 there is no warning.
 """
 
 from __future__ import annotations
@@ -106,7 +112,7 @@ def start(
         room_id=room_id,
         state=State.ACTIVE,
         paid_until=paid_until,
-        warn_at=paid_until - policy.warning_before_s,
+        warn_at=warning_moment(paid_until, now, policy),
         warned=False,
         expire_at=None,
         paid_seconds_total=prepaid_seconds,
@@ -119,6 +125,12 @@ def start(
     )
 
 
+def warning_moment(paid_until: float, now: float, policy: Policy) -> float:
+    """When the pause warning is due: the lead before `paid_until`, but not before `now`
+    (the start or the recharge), so a short session is warned at its start."""
+    return max(now, paid_until - policy.warning_before_s)
+
+
 def recharge(session: Session, seconds: int, request_id: str, now: float, policy: Policy) -> Session:
     """Add paid time: extends an ACTIVE session, resumes a paused one."""
     if session.state in TERMINAL:
@@ -127,7 +139,10 @@ def recharge(session: Session, seconds: int, request_id: str, now: float, policy
         paid_until, change = now + seconds, Change.RESUMED  # the clock restarts at the resume
     else:
         paid_until, change = session.paid_until + seconds, Change.RECHARGED
-    warn_at = paid_until - policy.warning_before_s
+    # A warning already given stays given (with the moment it was due) unless the new
+    # warning moment is still ahead; a resume always warns again, at once if due.
+    warned = session.warned and change is Change.RECHARGED and paid_until - policy.warning_before_s <= now
+    warn_at = session.warn_at if warned else warning_moment(paid_until, now, policy)
     return _next(
         session,
         now,
@@ -135,8 +150,7 @@ def recharge(session: Session, seconds: int, request_id: str, now: float, policy
         state=State.ACTIVE,
         paid_until=paid_until,
         warn_at=warn_at,
-        # A warning already given stays given unless the new warning moment is still ahead.
-        warned=session.warned and change is Change.RECHARGED and warn_at <= now,
+        warned=warned,
         expire_at=None,
         paid_seconds_total=session.paid_seconds_total + seconds,
         last_added_seconds=seconds,

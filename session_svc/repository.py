@@ -1,5 +1,9 @@
 """MongoDB documents ↔ `Session`. Times are epoch-second floats (the embedded
-nx-27017 cannot compare BSON dates, and we sort and page on create_time)."""
+nx-27017 cannot compare BSON dates, and we sort and page on create_time).
+
+Every version of a session is also kept in `session_versions`, written in the same
+transaction as the session itself, so WatchSession can deliver each change in order
+(from any resume point) however quickly the changes follow each other."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from mesh.store import Document
 from session_svc.model import Change, Session, State
 
 COLLECTION = "sessions"
+VERSIONS = "session_versions"  # _id "<session id>:<version>"; one row per version
 
 
 def ensure_indexes(collection: Collection[Document]) -> None:
@@ -23,6 +28,9 @@ def ensure_indexes(collection: Collection[Document]) -> None:
     collection.create_index([("create_time", DESCENDING)])
     collection.create_index([("customer_id", ASCENDING), ("create_time", DESCENDING)])
     collection.create_index([("advisor_id", ASCENDING), ("create_time", DESCENDING)])
+    collection.create_index([("room_id", ASCENDING)])
+    versions = collection.database[VERSIONS]
+    versions.create_index([("session_id", ASCENDING), ("version", ASCENDING)], unique=True)
 
 
 def to_document(session: Session) -> Document:
@@ -48,6 +56,7 @@ class SessionRepository:
 
     def __init__(self, collection: Collection[Document]) -> None:
         self.collection = collection
+        self.versions: Collection[Document] = collection.database[VERSIONS]
 
     def get(self, session_id: str, session: ClientSession | None = None) -> Session | None:
         document = self.collection.find_one({"_id": session_id}, session=session)
@@ -61,11 +70,41 @@ class SessionRepository:
         document = self.collection.find_one({"customer_id": customer_id, "start_request_id": request_id})
         return None if document is None else from_document(document)
 
+    def open_in_room(self, room_id: str, customer_id: str, request_id: str) -> bool:
+        """Whether a session that has not ended or expired posts to `room_id`, other
+        than the one started by (customer_id, request_id) (a retried start)."""
+        query = {"room_id": {"$eq": room_id}, "state": {"$nin": [State.ENDED.value, State.EXPIRED.value]}}
+        rows = self.collection.find(query, projection={"customer_id": 1, "start_request_id": 1})
+        return any((row["customer_id"], row["start_request_id"]) != (customer_id, request_id) for row in rows)
+
     def add(self, new: Session, session: ClientSession) -> None:
         self.collection.insert_one(to_document(new), session=session)
+        self._record([new], session)
 
     def add_many(self, new: list[Session], session: ClientSession) -> None:
         self.collection.insert_many([to_document(s) for s in new], session=session)
+        self._record(new, session)
+
+    def versions_after(self, session_id: str, after: int, upto: int) -> list[Session]:
+        """The stored versions `after` < version <= `upto` of a session, oldest first."""
+        # `$eq`: nx-27017 serves only an explicit equality from the index (ADR 0002).
+        query = {"session_id": {"$eq": session_id}, "version": {"$gt": after, "$lte": upto}}
+        rows = self.versions.find(query).sort("version", ASCENDING)
+        return [from_document(row["session"]) for row in rows]
+
+    def _record(self, sessions: list[Session], session: ClientSession) -> None:
+        """Keep each new version (same transaction as the write of the session)."""
+        rows = [
+            {
+                "_id": f"{s.id}:{s.version}",
+                "session_id": s.id,
+                "version": s.version,
+                "session": to_document(s),
+            }
+            for s in sessions
+        ]
+        if rows:
+            self.versions.insert_many(rows, session=session)
 
     def replace_if_version(self, new: Session, expected_version: int, session: ClientSession) -> bool:
         """Compare-and-set: write `new` only if the stored version is still `expected_version`."""
@@ -78,7 +117,10 @@ class SessionRepository:
             return_document=ReturnDocument.AFTER,
             session=session,
         )
-        return found is not None
+        if found is None:
+            return False
+        self._record([new], session)
+        return True
 
     def replace_many_if_version(self, changes: list[tuple[Session, int]], session: ClientSession) -> bool:
         """Compare-and-set of several sessions in one write: `(new, expected_version)`
@@ -89,7 +131,10 @@ class SessionRepository:
             document.pop("_id")
             updates.append(UpdateOne({"_id": new.id, "version": expected_version}, {"$set": document}))
         result = self.collection.bulk_write(updates, session=session)
-        return result.matched_count == len(changes)
+        if result.matched_count != len(changes):
+            return False
+        self._record([new for new, _ in changes], session)
+        return True
 
     def page(self, filters: Document, after: tuple[float, str] | None, limit: int) -> list[Session]:
         """Newest first; `after` is the (create_time, id) of the previous page's last row."""

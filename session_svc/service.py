@@ -13,12 +13,15 @@ from switchboard.session.v1 import session_service_pb2_grpc
 
 from mesh.auth import current_principal
 from mesh.batching import GroupCommit
-from mesh.errors import InvalidArgument, PermissionDenied, Violations
+from mesh.client import on_behalf_of
+from mesh.errors import FieldViolation, InvalidArgument, OutOfRange, PermissionDenied, Violations
 from mesh.paging import cursor_field, decode_token, encode_token, fingerprint, page_size
 from mesh.protos import optional_timestamp
+from mesh.streams import Delivery, in_order, send_headers
 from session_svc import handlers
 from session_svc.handlers import Deps
 from session_svc.model import TERMINAL, Change, Session, State
+from session_svc.rooms import require_usable_room
 
 MAX_ID = 128
 DEFAULT_PAGE_SIZE = 50
@@ -65,10 +68,24 @@ class SessionService(session_service_pb2_grpc.SessionServiceServicer):
         customer_id = request.customer_id
         if not principal.is_privileged:
             if customer_id and customer_id != principal.user_id:
-                raise PermissionDenied("customers start sessions only for themselves")
+                raise PermissionDenied(
+                    "customers start sessions only for themselves",
+                    violations=[FieldViolation("customer_id", "must be empty or the caller")],
+                )
             customer_id = principal.user_id
         if customer_id == request.advisor_id:
-            raise InvalidArgument([], "advisor_id must differ from the customer")
+            raise InvalidArgument([FieldViolation("advisor_id", "must differ from the customer")])
+        if request.room_id:
+            await asyncio.to_thread(
+                require_usable_room,
+                self.deps.config.chat_target,
+                request.room_id,
+                customer_id,
+                request.advisor_id,
+                request.request_id,
+                on_behalf_of(context, self.deps.config.chat_deadline_s),
+                self.deps.repository,
+            )
         command = handlers.StartSession(
             customer_id, request.advisor_id, request.prepaid_seconds, request.room_id, request.request_id
         )
@@ -122,46 +139,72 @@ class SessionService(session_service_pb2_grpc.SessionServiceServicer):
     async def WatchSession(
         self, request: pb.WatchSessionRequest, context: Any
     ) -> AsyncIterator[pb.WatchSessionResponse]:
-        # Changes are read from the sessions collection: a local commit wakes the
-        # stream at once (ChangeNotifier); changes made by other replicas or by the
-        # timer runner are seen within `session_watch_poll_s` (≤ 200 ms). Chosen over
-        # a per-replica bus queue because the collection is the source of truth, so a
-        # stream can never show a state the store does not hold, and it keeps working
-        # while the broker is away.
-        _validate_id(request.session_id)
+        # Changes are read from the store: a local commit wakes the stream at once
+        # (ChangeNotifier); changes made by other replicas or by the timer runner are
+        # seen within `session_watch_poll_s` (≤ 200 ms). Each version is delivered
+        # from `session_versions` (written with the session in one transaction), so
+        # changes quicker than the poll are not folded into one. Chosen over a
+        # per-replica bus queue because the store is the source of truth, so a stream
+        # never shows a state the store does not hold, and it works while the broker
+        # is away.
+        v = Violations()
+        v.text(request.session_id, "session_id", max_len=MAX_ID)
+        v.check(request.after_version >= 0, "after_version", "must not be negative")
+        v.raise_if_any()
         principal = current_principal()
         config = self.deps.config
         session = await asyncio.to_thread(handlers.get_session, request.session_id, principal, self.deps)
-        yield _update(session, pb.SESSION_UPDATE_KIND_SNAPSHOT)
-        next_tick = time.monotonic() + config.session_watch_tick_s
-        while session.state not in TERMINAL:
+        if request.after_version > session.version:
+            raise OutOfRange(
+                [FieldViolation("after_version", f"is beyond the session's version {session.version}")]
+            )
+        await send_headers(context)
+        delivered, shown = request.after_version or session.version, session
+        if not request.after_version:
+            yield _update(session, pb.SESSION_UPDATE_KIND_SNAPSHOT)
+        current, next_tick = session, time.monotonic() + config.session_watch_tick_s
+        while True:
+            if current.version > delivered:
+                for change in await asyncio.to_thread(self._changes, current, delivered):
+                    yield _update(change.value, _kind(change.value), change.coalesced_from)
+                    delivered, shown = change.number, change.value
+                next_tick = time.monotonic() + config.session_watch_tick_s
+            if shown.state in TERMINAL:
+                return
+            if time.monotonic() >= next_tick:
+                yield _update(shown, pb.SESSION_UPDATE_KIND_TICK)
+                next_tick = time.monotonic() + config.session_watch_tick_s
             await self.deps.notifier.wait(session.id, config.session_watch_poll_s)
             latest = await asyncio.to_thread(self.deps.repository.get, session.id)
-            if latest is not None and latest.version > session.version:
-                session = latest
-                kind = (
-                    pb.SESSION_UPDATE_KIND_PAUSE_WARNING
-                    if latest.last_change is Change.WARNED
-                    else pb.SESSION_UPDATE_KIND_STATE_CHANGED
-                )
-                yield _update(session, kind)
-                next_tick = time.monotonic() + config.session_watch_tick_s
-            elif time.monotonic() >= next_tick:
-                yield _update(session, pb.SESSION_UPDATE_KIND_TICK)
-                next_tick = time.monotonic() + config.session_watch_tick_s
+            current = latest or current
+
+    def _changes(self, current: Session, delivered: int) -> list[Delivery[Session]]:
+        """Versions after `delivered` up to `current`, in order; `current` itself stands
+        in (marked coalesced) for versions whose record is missing."""
+        versions = self.deps.repository.versions_after(current.id, delivered, current.version)
+        found = [(s.version, s) for s in versions]
+        if not versions or versions[-1].version != current.version:
+            found.append((current.version, current))
+        return list(in_order(delivered, found))
 
     def _seconds(self, v: Violations, value: int, field: str) -> None:
         limit = self.deps.config.session_max_seconds
         v.check(1 <= value <= limit, field, f"must be 1 to {limit} seconds")
 
 
-def _update(session: Session, kind: int) -> pb.WatchSessionResponse:
+def _kind(session: Session) -> int:
+    warned = session.last_change is Change.WARNED
+    return pb.SESSION_UPDATE_KIND_PAUSE_WARNING if warned else pb.SESSION_UPDATE_KIND_STATE_CHANGED
+
+
+def _update(session: Session, kind: int, coalesced_from: int = 0) -> pb.WatchSessionResponse:
     now = time.time()
     return pb.WatchSessionResponse(
         session=to_proto(session, now),
         kind=kind,  # type: ignore[arg-type]
         remaining_seconds=session.remaining_seconds(now),
         server_time=optional_timestamp(now),
+        coalesced_from_version=coalesced_from,
     )
 
 

@@ -8,10 +8,10 @@ which tells a retry from a new request (mesh.batching.GroupCommit)."""
 
 from __future__ import annotations
 
-import time
 from functools import partial
 
 from mesh.batching import GroupCommit
+from mesh.protos import now_s
 from mesh.store import UnitOfWork
 from session_svc.events import event_for
 from session_svc.handlers import (
@@ -43,7 +43,7 @@ def start_batcher(deps: Deps, max_batch: int) -> GroupCommit[StartSession, Sessi
 
 
 def _insert_started(uow: UnitOfWork, *, commands: list[StartSession], deps: Deps) -> list[Session]:
-    now = time.time()
+    now = now_s()
     sessions = [new_session(command, now, deps) for command in commands]
     # Timers first: they live in another database, and the transaction holds the
     # sessions database from its first command, so nothing else waits meanwhile. A

@@ -106,7 +106,7 @@ def start_gateway(
 def start_services(
     names: list[str], mongo: EmbeddedMongo, keys: Path, log_dir: Path
 ) -> dict[str, ServiceProcess]:
-    """`<name>_svc` processes sharing one isolated database/exchange tag, all SERVING."""
+    """`<name>_svc` processes of one isolated tag (a database each, one exchange), all SERVING."""
     tag = unique("gw")
     env = {
         "MONGO_URL": mongo.url,
@@ -119,7 +119,14 @@ def start_services(
         "EVENTS_EXCHANGE": f"{tag}.events",
         "QUEUE_PREFIX": f"{tag}.",
     }
-    processes = {name: ServiceProcess(f"{name}_svc", env, log_dir) for name in names}
+    # One database per service, as in production: registration_svc and scheduler_svc
+    # both keep a `jobs` collection, and a shared one makes the scheduler's inserts collide.
+    processes = {
+        name: ServiceProcess(f"{name}_svc", {**env, "MONGO_DB": f"{tag}_{name}"}, log_dir) for name in names
+    }
+    if "session" in processes and "chat" in processes:
+        # session_svc checks the rooms it is given with this mesh's chat_svc
+        processes["session"].env = {**processes["session"].env, "CHAT_TARGET": processes["chat"].target}
     for process in processes.values():
         process.start(wait_serving=False)
     for process in processes.values():

@@ -5,46 +5,32 @@ both. Each step leaves a screenshot under .data/artifacts/browser/."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mesh.gateway import GatewaySettings
-from mesh.topology import SERVICES
-from tests.e2e.gateway_harness import Gateway, start_gateway, start_services
-from tests.support.processes import ROOT, EmbeddedMongo
+from tests.e2e.browser_support import UI_TIMEOUT_MS, chromium, chromium_available, console_gateway, shot
+from tests.e2e.gateway_harness import Gateway
+from tests.support.processes import EmbeddedMongo
 
 pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = ROOT / ".data" / "artifacts" / "browser"
-UI_TIMEOUT_MS = 15_000
-
-if not Path(CHROMIUM).exists():
+if not chromium_available():
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
 def gateway(mongo: EmbeddedMongo, keys: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    tmp = tmp_path_factory.mktemp("browser")
-    services = start_services([s.name for s in SERVICES], mongo, keys, tmp / "logs")
-    gateway = start_gateway(tmp, keys, services, GatewaySettings(dev_tokens=True))
-    yield gateway
-    gateway.stop()
+    with console_gateway(mongo, keys, tmp_path_factory.mktemp("browser")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as driver:
-        chromium = driver.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
+    with chromium() as running:
+        yield running
 
 
 def _signed_in(browser: Browser, gateway: Gateway, user: str) -> Page:
@@ -58,8 +44,7 @@ def _signed_in(browser: Browser, gateway: Gateway, user: str) -> Page:
 
 
 def _shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    shot(page, name)
 
 
 def _skip_if_unimplemented(page: Page, what: str) -> None:

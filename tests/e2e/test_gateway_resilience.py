@@ -27,9 +27,13 @@ def order_gateway(mongo: EmbeddedMongo, keys: Path, tmp_path: Path) -> Iterator[
 
 def test_requests_over_the_route_rate_get_429(order_gateway: Gateway, token: Callable[..., str]) -> None:
     alice = token("alice", "customer")
-    statuses = [order_gateway.request("GET", "/v1/orders", alice).status for _ in range(8)]
+    answers = [order_gateway.request("GET", "/v1/orders", alice) for _ in range(8)]
+    statuses = [a.status for a in answers]
     assert 429 in statuses
     assert statuses[0] != 429  # the bucket starts full
+    limited = answers[statuses.index(429)]
+    assert limited.headers["content-type"] == "application/json"
+    assert limited.json()["code"] == 8  # RESOURCE_EXHAUSTED, as google.rpc.Status
 
 
 def test_rate_limit_is_counted_per_route(order_gateway: Gateway, token: Callable[..., str]) -> None:
@@ -50,5 +54,8 @@ def test_upstream_down_gives_503_and_recovers_after_restart(
     order = order_gateway.services["order"]
     order.kill()
     assert wait_until(lambda: status() == 503, 10, 0.4)
+    down = order_gateway.request("GET", "/v1/orders/o-1", alice)
+    assert down.headers["content-type"] == "application/json"
+    assert down.json()["code"] == 14  # UNAVAILABLE, as google.rpc.Status
     order.start()
     assert wait_until(lambda: status() not in (503, 429), 15, 0.4)

@@ -16,7 +16,7 @@ from switchboard.order.v1 import order_service_pb2, order_service_pb2_grpc
 from mesh.auth import ROLE_NAMES
 from mesh.client import bearer
 from mesh.gateway import GatewaySettings
-from mesh.openapi import RpcMethod, rest_methods
+from mesh.openapi import HttpBinding, RpcMethod, rest_methods
 from mesh.topology import SERVICES
 from tests.e2e.gateway_harness import Gateway, start_gateway, start_services
 from tests.support.processes import EmbeddedMongo
@@ -33,9 +33,9 @@ def gateway(mongo: EmbeddedMongo, keys: Path, tmp_path_factory: pytest.TempPathF
     gateway.stop()
 
 
-def _sample_path(method: RpcMethod) -> str:
-    path = method.http_path
-    for name in method.path_params:
+def _sample_path(binding: HttpBinding) -> str:
+    path = binding.route
+    for name in binding.path_params:
         path = path.replace("{" + name + "}", SAMPLE_PATH_VALUES.get(name, "x-" + name))
     return path
 
@@ -48,16 +48,19 @@ def _upstream_of(method: RpcMethod) -> str:
     return next(s.name for s in SERVICES if method.service in s.grpc_services)
 
 
-@pytest.mark.parametrize("method", rest_methods(), ids=lambda m: f"{m.http_verb} {m.http_path}")
+BINDINGS = [(m, b) for m in rest_methods() for b in m.bindings]
+
+
+@pytest.mark.parametrize(("method", "binding"), BINDINGS, ids=[f"{b.verb} {b.path}" for _, b in BINDINGS])
 def test_every_rest_route_reaches_its_rpc(
-    gateway: Gateway, token: Callable[..., str], method: RpcMethod
+    gateway: Gateway, token: Callable[..., str], method: RpcMethod, binding: HttpBinding
 ) -> None:
     cluster = _upstream_of(method)
     before = gateway.envoy.stat(f"cluster.{cluster}.upstream_rq_total")
-    body = b"{}" if method.http_body else None
+    body = b"{}" if binding.body else None
     answer = gateway.request(
-        method.http_verb.upper(),
-        _sample_path(method),
+        binding.verb.upper(),
+        _sample_path(binding),
         token("alice", _allowed_role(method)),
         body,
         timeout_s=2 if method.server_streaming else 5,
@@ -76,7 +79,9 @@ def test_every_rest_route_reaches_its_rpc(
 
 
 def test_request_without_token_is_rejected_with_401(gateway: Gateway) -> None:
-    assert gateway.request("GET", "/v1/orders").status == 401
+    answer = gateway.request("GET", "/v1/orders")
+    assert answer.status == 401
+    assert answer.json()["code"] == grpc.StatusCode.UNAUTHENTICATED.value[0]
 
 
 def test_request_with_forged_token_is_rejected_with_401(gateway: Gateway, tmp_path: Path) -> None:
@@ -150,7 +155,9 @@ def test_cors_preflight_allows_a_browser_origin(gateway: Gateway) -> None:
 
 
 def test_healthz_answers_without_token(gateway: Gateway) -> None:
-    assert gateway.request("GET", "/healthz").status == 200
+    answer = gateway.request("GET", "/healthz")
+    assert answer.status == 200
+    assert answer.json() == {"status": "SERVING"}
 
 
 def test_openapi_document_lists_every_rest_route(gateway: Gateway) -> None:
@@ -158,8 +165,8 @@ def test_openapi_document_lists_every_rest_route(gateway: Gateway) -> None:
     assert answer.status == 200
     paths = answer.json()["paths"]
     assert isinstance(paths, dict)
-    for method in rest_methods():
-        assert method.http_verb in paths[method.http_path]
+    for _, binding in BINDINGS:
+        assert binding.verb in paths[binding.route]
 
 
 def test_console_page_is_served_at_root(gateway: Gateway) -> None:

@@ -14,6 +14,8 @@ import pytest
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from switchboard.activity.v1 import activity_service_pb2 as apb
 from switchboard.activity.v1 import activity_service_pb2_grpc
 from switchboard.events.v1 import order_events_pb2
@@ -24,6 +26,7 @@ from switchboard.type.v1.money_pb2 import Money
 from mesh.bus import DeadLetters, Publisher
 from mesh.client import bearer
 from mesh.config import MeshConfig
+from mesh.dates import known_time_zones
 from mesh.events import Event, new_event
 from mesh.processes import wait_until
 from tests.support.processes import RABBITMQ_URL, EmbeddedMongo, ServiceProcess, unique
@@ -346,3 +349,128 @@ def test_invalid_stats_requests_name_the_field(
     with pytest.raises(grpc.RpcError) as watch_error:
         next(stats.WatchStats(apb.WatchStatsRequest(date="yesterday"), metadata=operator, timeout=10))
     assert watch_error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+# Hostile calendar inputs, field by field: each is INVALID_ARGUMENT naming its field.
+HOSTILE_DATES = [
+    "9999-12-31",  # the day after it does not exist: its window overflowed (was INTERNAL)
+    "0001-01-01",
+    "10000-01-01",
+    "2024-13-01",
+    "2023-02-29",
+    "-001-01-01",
+    "\uff12\uff10\uff12\uff14-01-01",  # fullwidth digits
+    "2024-01-01T00:00",
+    " 2024-01-01",
+    "2024-1-1",
+    "\x00",
+    "9" * 1000,
+]
+HOSTILE_ZONES = [
+    "Mars/Olympus",
+    "../../etc/passwd",
+    "/etc/localtime",
+    "Europe",
+    "zone.tab",
+    "tzdata.zi",
+    "Europe/Paris\n",
+    "UTC ",
+    "\x00",
+    "Z" * 65,
+]
+EXTREME_ZONES = ["", "UTC", "Pacific/Kiritimati", "Etc/GMT+12", "Asia/Kathmandu", "America/St_Johns"]
+
+
+def test_hostile_dates_and_zones_are_invalid_argument_on_every_rpc(
+    stats: activity_service_pb2_grpc.ActivityServiceStub, operator: tuple[tuple[str, str], ...]
+) -> None:
+    cases: list[tuple[Callable[..., object], Message, list[str]]] = []
+    for date in HOSTILE_DATES:
+        for zone_name in ("", "Europe/Paris"):
+            cases.append(
+                (stats.GetDailyStats, apb.GetDailyStatsRequest(date=date, time_zone=zone_name), ["date"])
+            )
+        cases.append(
+            (
+                stats.ListDailyStats,
+                apb.ListDailyStatsRequest(start_date=date, end_date="2024-01-01"),
+                ["start_date"],
+            )
+        )
+        cases.append(
+            (
+                stats.ListDailyStats,
+                apb.ListDailyStatsRequest(start_date="2024-01-01", end_date=date),
+                ["end_date"],
+            )
+        )
+    for zone_name in HOSTILE_ZONES:
+        cases.append(
+            (
+                stats.GetDailyStats,
+                apb.GetDailyStatsRequest(date="2024-01-01", time_zone=zone_name),
+                ["time_zone"],
+            )
+        )
+        request = apb.ListDailyStatsRequest(
+            start_date="2024-01-01", end_date="2024-01-02", time_zone=zone_name
+        )
+        cases.append((stats.ListDailyStats, request, ["time_zone"]))
+    for call, request, fields in cases:
+        with pytest.raises(grpc.RpcError) as error:
+            call(request, metadata=operator, timeout=10)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, request
+        assert violated_fields(error.value)[: len(fields)] == fields, request
+    for date, zone_name, field in [
+        ("9999-12-31", "Europe/Paris", "date"),
+        ("2024-01-01", "../x", "time_zone"),
+    ]:
+        watch = stats.WatchStats(
+            apb.WatchStatsRequest(date=date, time_zone=zone_name), metadata=operator, timeout=10
+        )
+        with pytest.raises(grpc.RpcError) as watch_error:
+            next(watch)
+        assert watch_error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert violated_fields(watch_error.value) == [field]
+
+
+def test_the_first_and_last_supported_days_are_answered_in_every_zone(
+    stats: activity_service_pb2_grpc.ActivityServiceStub, operator: tuple[tuple[str, str], ...]
+) -> None:
+    for zone_name in EXTREME_ZONES:
+        for date in ("0001-01-02", "9999-12-30"):
+            assert day_stats(stats, operator, date, zone_name).date == date
+        # a page that would reach past the last day stops at the range's end
+        page = stats.ListDailyStats(
+            apb.ListDailyStatsRequest(
+                start_date="9999-12-01", end_date="9999-12-30", time_zone=zone_name, page_size=366
+            ),
+            metadata=operator,
+            timeout=10,
+        )
+        assert [s.date for s in page.stats][-1] == "9999-12-30" and not page.next_page_token
+        watch = stats.WatchStats(
+            apb.WatchStatsRequest(date="9999-12-30", time_zone=zone_name), metadata=operator, timeout=10
+        )
+        try:
+            assert next(watch).stats.date == "9999-12-30"
+        finally:
+            watch.cancel()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    date=st.one_of(st.text(max_size=40), st.dates().map(dt.date.isoformat)),
+    zone_name=st.one_of(st.text(max_size=70), st.sampled_from(sorted(known_time_zones()))),
+)
+def test_any_date_and_zone_get_an_answer_or_invalid_argument_never_internal(
+    stats: activity_service_pb2_grpc.ActivityServiceStub,
+    operator: tuple[tuple[str, str], ...],
+    date: str,
+    zone_name: str,
+) -> None:
+    try:
+        day_stats(stats, operator, date, zone_name)
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (date, zone_name, error.details())
+        assert set(violated_fields(error)) <= {"date", "time_zone"}

@@ -100,7 +100,7 @@ def test_invalid_send_names_every_bad_field(clients: Callable[[str], ChatClient]
         audience=pb.Audience(kind=pb.AUDIENCE_KIND_MEMBER),
     )
     fields = violated_fields(lambda: alice.stub.SendMessage(request, metadata=alice.metadata))
-    assert fields == {"client_message_id", "body", "audience.recipient_ids"}
+    assert fields == {"client_message_id", "body", "channel", "audience.recipient_ids"}
 
 
 def test_send_is_idempotent_on_client_message_id(clients: Callable[[str], ChatClient]) -> None:

@@ -97,3 +97,35 @@ def test_session_event_creates_the_room_and_a_redelivery_posts_nothing_twice(
         "session.pause_warning.v1",
         "session.resumed.v1",
     ]
+
+
+def test_session_event_naming_a_room_of_other_users_posts_nothing_there(
+    chat: ServiceProcess, token: Callable[..., str], publisher: Publisher
+) -> None:
+    eve = ChatClient(chat.target, token("eve", "customer"))
+    request = pb.CreateRoomRequest(kind=pb.ROOM_KIND_DIRECT, member_ids=["frank"], request_id="r1")
+    foreign = eve.stub.CreateRoom(request, metadata=eve.metadata).room
+    group = eve.stub.CreateRoom(
+        pb.CreateRoomRequest(
+            kind=pb.ROOM_KIND_GROUP, display_name="g", member_ids=["cleo", "adam"], request_id="r2"
+        ),
+        metadata=eve.metadata,
+    ).room
+    for n, room_id in enumerate((foreign.id, group.id)):
+        hijack = se.SessionPaused(
+            session_id=f"s-x{n}", customer_id="cleo", advisor_id="adam", room_id=room_id, version=3
+        )
+        publisher.publish(new_event("session.paused.v1", "session", f"sessions/s-x{n}", hijack)).result(10)
+    # A proper event after them, on the same queue: once it is posted, they were handled.
+    own = se.SessionStarted(
+        session_id="s-own", customer_id="cleo", advisor_id="adam", room_id="r-own", version=1
+    )
+    publisher.publish(new_event("session.started.v1", "session", "sessions/s-own", own)).result(10)
+    cleo = ChatClient(chat.target, token("cleo", "customer"))
+    assert wait_until(lambda: _has_room(cleo, "r-own") and len(cleo.history("r-own")) == 1, 15)
+    assert eve.history(foreign.id) == [] and eve.history(group.id) == []
+
+
+def _has_room(client: ChatClient, room_id: str) -> bool:
+    rooms = client.stub.ListRooms(pb.ListRoomsRequest(), metadata=client.metadata).rooms
+    return any(room.id == room_id for room in rooms)

@@ -67,9 +67,9 @@ class JobsMesh:
         self.processes.append(process)
         return process
 
-    def start_registration(self) -> ServiceProcess:
+    def start_registration(self, **extra: str) -> ServiceProcess:
         self.registration = self._start(
-            "registration_svc", MONGO_DB=self.databases["registration"], **LEAN_BUS
+            "registration_svc", MONGO_DB=self.databases["registration"], **LEAN_BUS, **extra
         )
         return self.registration
 

@@ -15,6 +15,8 @@ import grpc
 import pytest
 from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from switchboard.activity.v1 import activity_service_pb2 as apb
+from switchboard.activity.v1 import activity_service_pb2_grpc as agrpc
 from switchboard.order.v1 import order_service_pb2 as opb
 from switchboard.order.v1 import order_service_pb2_grpc as ogrpc
 
@@ -121,7 +123,7 @@ def test_client_without_a_certificate_is_refused(order_tls: tuple[TlsService, Is
         assert _health(channel) == grpc.StatusCode.UNAVAILABLE
 
 
-def test_mesh_certificate_client_is_served_and_its_token_still_decides(
+def test_mesh_certificate_client_is_served_with_a_token_and_refused_without_one(
     order_tls: tuple[TlsService, IssuedCertificate], token: Callable[..., str]
 ) -> None:
     service, client = order_tls
@@ -132,7 +134,8 @@ def test_mesh_certificate_client_is_served_and_its_token_still_decides(
         )
         with pytest.raises(grpc.RpcError) as refused:
             stub.ListOrders(opb.ListOrdersRequest(), timeout=5)
-    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # scheduler is not among the workloads ListOrders' rule lets in without a token.
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_server_certificate_is_checked_against_the_name_the_client_expects(
@@ -193,3 +196,47 @@ def test_certificate_rotates_without_restart_or_dropping_open_connections(
         stub.ListOrders(opb.ListOrdersRequest(), metadata=metadata, timeout=5)
     assert after.serial_number == x509.load_pem_x509_certificate(rotated.cert_file.read_bytes()).serial_number
     assert service.process.pid == pid and service.process.poll() is None
+
+
+@pytest.fixture
+def activity_tls(ca: MeshCA, service_env: dict[str, str], tmp_path: Path) -> Iterator[TlsService]:
+    ca.issue_workload("activity")
+    env = {**service_env, "SERVICE_NAME": "activity", "MESH_TLS": "true", "TLS_DIR": str(ca.directory)}
+    process = TlsService("activity_svc", env, tmp_path / "logs", client=ca.issue_workload("scheduler"))
+    process.start()
+    yield process
+    process.stop()
+
+
+def _daily_stats(target: str, client: IssuedCertificate, metadata: tuple[tuple[str, str], ...] = ()) -> str:
+    with _channel(target, client) as channel:
+        try:
+            agrpc.ActivityServiceStub(channel).GetDailyStats(
+                apb.GetDailyStatsRequest(date="2026-01-01", time_zone="UTC"), metadata=metadata, timeout=5
+            )
+        except grpc.RpcError as error:
+            return error.code().name if isinstance(error, grpc.Call) else "UNKNOWN"
+    return "OK"
+
+
+def test_workload_listed_in_the_rpc_rule_calls_it_by_certificate_alone(
+    activity_tls: TlsService, ca: MeshCA
+) -> None:
+    assert _daily_stats(activity_tls.target, ca.issue_workload("scheduler")) == "OK"
+
+
+def test_workload_not_listed_in_the_rpc_rule_is_permission_denied(
+    activity_tls: TlsService, ca: MeshCA
+) -> None:
+    assert _daily_stats(activity_tls.target, ca.issue_workload("order")) == "PERMISSION_DENIED"
+
+
+def test_user_certificate_without_token_is_unauthenticated_and_the_token_decides(
+    activity_tls: TlsService, ca: MeshCA, token: Callable[..., str]
+) -> None:
+    operator = ca.issue_user("alice")
+    assert _daily_stats(activity_tls.target, operator) == "UNAUTHENTICATED"
+    assert (
+        _daily_stats(activity_tls.target, operator, bearer(token("alice", "customer"))) == "PERMISSION_DENIED"
+    )
+    assert _daily_stats(activity_tls.target, operator, bearer(token("alice", "operator"))) == "OK"

@@ -4,13 +4,17 @@ message through a kill -9 of the queue's leader, and leaves nothing behind."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pika
 import pytest
 
+from mesh.bus import BrokerUnavailable, Publisher, PublishRejected
 from mesh.processes import port_open, wait_until
-from tests.support.rabbit_cluster import RabbitCluster
+from tests.support.events import Recorder, event, event_config
+from tests.support.processes import EmbeddedMongo
+from tests.support.rabbit_cluster import RabbitCluster, RabbitNode
 
 QUEUE = "cluster.fixture.q"
 
@@ -52,6 +56,51 @@ def test_confirmed_message_survives_a_kill_of_the_quorum_queue_leader(cluster: R
     with _connection(survivors[0].url) as connection:
         method, _, body = connection.channel().basic_get(QUEUE, auto_ack=True)
     assert method is not None and body == b"kept"
+    _restart(cluster, leader)
+
+
+def _restart(cluster: RabbitCluster, node: RabbitNode) -> None:
+    """A killed node comes back with its data and rejoins the cluster."""
+    node.start()
+    node.await_started()
+    assert wait_until(lambda: node.node in cluster.running_nodes(), 60, 1)
+
+
+def _publish_all(publisher: Publisher, numbers: range) -> None:
+    """Publish each event until the broker confirms it (a node may die meanwhile)."""
+    for n in numbers:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                publisher.publish(event(n)).result(10)
+                break
+            except (BrokerUnavailable, PublishRejected, TimeoutError):
+                assert time.monotonic() < deadline, f"event {n} not confirmed within 30 s"
+                publisher.wait_ready(5)
+
+
+def test_bus_given_every_node_delivers_each_event_once_across_a_leader_kill(
+    cluster: RabbitCluster, mongo: EmbeddedMongo, isolation: dict[str, str]
+) -> None:
+    config = event_config(mongo.url, isolation, rabbitmq_url=cluster.urls)
+    recorder = Recorder(config).start()
+    publisher = Publisher(config).start()
+    try:
+        assert publisher.wait_ready(15)
+        _publish_all(publisher, range(100))
+        leader = cluster.node(cluster.queue_leader(recorder.consumer.queue))
+        leader.kill()
+        killed_at = time.monotonic()
+        _publish_all(publisher, range(100, 200))
+        assert wait_until(lambda: len(recorder.subjects()) == 200, 60, 0.2)
+        resumed_s = time.monotonic() - killed_at
+        print(f"delivery resumed {resumed_s:.1f} s after the leader's kill")
+        assert set(recorder.effect_counts().values()) == {1}  # each once, redeliveries included
+        assert len(recorder.effect_counts()) == 200
+    finally:
+        publisher.close()
+        recorder.stop()
+    _restart(cluster, leader)
 
 
 def test_remove_stops_every_node_and_deletes_its_data() -> None:

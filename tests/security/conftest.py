@@ -42,6 +42,8 @@ def whole_mesh(
         s.name: ServiceProcess(s.module, {**env, "MONGO_DB": f"{tag}_{s.name}"}, tmp / "logs")
         for s in SERVICES
     }
+    # session_svc checks the rooms a session names with chat_svc (its port is chosen already).
+    services["session"].env["CHAT_TARGET"] = services["chat"].target
     try:
         with ThreadPoolExecutor(len(services)) as pool:
             list(pool.map(lambda p: p.start(timeout_s=40), services.values()))

@@ -170,7 +170,17 @@ def _foreign_calls(ids: dict[str, str]) -> list[tuple[str, pb_message.Message, b
         (c + "JoinRoom", cpb.JoinRoomRequest(room_id=room), False),
         (c + "AddMember", cpb.AddMemberRequest(room_id=room, user_id="bob"), False),
         (c + "RemoveMember", cpb.RemoveMemberRequest(room_id=room, user_id="dave"), False),
-        (c + "SendMessage", cpb.SendMessageRequest(room_id=room, client_message_id="x", body="hi"), False),
+        (
+            c + "SendMessage",
+            cpb.SendMessageRequest(
+                room_id=room,
+                client_message_id="x",
+                body="hi",
+                channel=cpb.CHANNEL_CHAT,
+                audience=cpb.Audience(kind=cpb.AUDIENCE_KIND_ROOM),
+            ),
+            False,
+        ),
         (c + "ListMessages", cpb.ListMessagesRequest(room_id=room), False),
         (c + "ListPresence", cpb.ListPresenceRequest(room_id=room), False),
         (c + "Subscribe", cpb.SubscribeRequest(room_ids=[room]), True),
@@ -199,13 +209,19 @@ def test_other_users_resource_ids_are_refused_for_every_role_but_admin(
                 if code not in DENIED:
                     wrong.append(f"{user}/{role} {path}: {code.name}")
         assert wrong == [], "\n".join(wrong)
-        # customer_id is ignored for customers (the contract): bob still sees only his own.
-        listed = channel.unary_unary(
-            "/switchboard.order.v1.OrderService/ListOrders",
-            opb.ListOrdersRequest.SerializeToString,
-            opb.ListOrdersResponse.FromString,
-        )(opb.ListOrdersRequest(customer_id="alice"), metadata=bearer(token("bob", "customer")), timeout=10)
-        assert ids["order"] not in {o.id for o in listed.orders}
+        # A customer's filter naming another customer is refused (the contract).
+        with pytest.raises(grpc.RpcError) as refused:
+            channel.unary_unary(
+                "/switchboard.order.v1.OrderService/ListOrders",
+                opb.ListOrdersRequest.SerializeToString,
+                opb.ListOrdersResponse.FromString,
+            )(
+                opb.ListOrdersRequest(customer_id="alice"),
+                metadata=bearer(token("bob", "customer")),
+                timeout=10,
+            )
+        assert isinstance(refused.value, grpc.Call)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
         # The owner and an admin are served on the reads.
         reads = [
             c for c in calls if c[0].rsplit("/", 1)[1] in {"GetOrder", "GetRoom", "GetSession", "GetJob"}

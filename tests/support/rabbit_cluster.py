@@ -25,12 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mesh.local import EXTRA_NODE_MARK
 from mesh.processes import free_port, port_open, wait_until
+from tests.support.processes import STARTED
 
 RABBITMQ_HOME = "/var/lib/rabbitmq"  # the broker user's home: its .erlang.cookie is shared
 RABBITMQ_SCRIPT = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 # Marks our nodes' Erlang VMs, so nothing mistakes one for the machine's default node.
-NODE_MARK = "-switchboard_extra_node true"
+NODE_MARK = f"{EXTRA_NODE_MARK} true"
 STATE_FILE = "cluster.json"
 
 
@@ -116,6 +118,7 @@ class RabbitNode:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        STARTED.append(self.process)  # reaped at the end of a test session, whatever failed
 
     def await_started(self, timeout_s: float = 90) -> None:
         """The AMQP listener opens last in a node's boot: wait for it (a CLI call costs a

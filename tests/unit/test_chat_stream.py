@@ -1,6 +1,7 @@
 """The Subscribe stream's ordering rules with in-memory fakes: replay then live,
 duplicates dropped, early arrivals held for their turn, gaps filled from the
-store, filtered messages never taken for losses, overflow ends the stream."""
+store, filtered messages (audience, channel) never taken for losses, overflow
+ends the stream, and positions that would lose messages silently refused."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from switchboard.chat.v1 import chat_service_pb2 as pb
 from chat_svc.config import ChatConfig
 from chat_svc.convert import message_to_proto
 from chat_svc.hub import LatestSequence, Listener, Membership, SeenSequences
-from chat_svc.model import AudienceKind, Message, Room, RoomKind, addressed_to
+from chat_svc.model import AudienceKind, Channel, Message, Room, RoomKind, addressed_to
 from chat_svc.stream import Subscription
 from mesh.auth import Principal
-from mesh.errors import ResourceExhausted
+from mesh.errors import MeshError, NotFound, OutOfRange, PermissionDenied, ResourceExhausted
 
 ROOM = "r1"
 
@@ -29,7 +30,11 @@ class FakeRepo:
         self.reads = 0
 
     def add(
-        self, body: str, audience: AudienceKind = AudienceKind.ROOM, to: list[str] | None = None
+        self,
+        body: str,
+        audience: AudienceKind = AudienceKind.ROOM,
+        to: list[str] | None = None,
+        channel: Channel = Channel.CHAT,
     ) -> pb.Message:
         message = Message(
             id=f"m{len(self.messages) + 1}",
@@ -37,6 +42,7 @@ class FakeRepo:
             sequence=len(self.messages) + 1,
             sender_id="alice",
             body=body,
+            channel=channel,
             audience=audience,
             recipient_ids=to or [],
         )
@@ -51,14 +57,19 @@ class FakeRepo:
     def room_ids_of(self, user_id: str) -> list[str]:
         return [ROOM]
 
+    def room(self) -> Room:
+        return Room(ROOM, RoomKind.GROUP, "team", "alice", ["alice", "bob"], last_sequence=len(self.messages))
+
+    def rooms_by_ids(self, room_ids: list[str]) -> dict[str, Room]:
+        return {ROOM: self.room()} if ROOM in room_ids else {}
+
 
 class FakeHandlers:
     def __init__(self, repo: FakeRepo) -> None:
         self.repo = repo
 
     def load_room(self, room_id: str) -> Room:
-        last = len(self.repo.messages)
-        return Room(ROOM, RoomKind.GROUP, "team", "alice", ["alice", "bob"], last_sequence=last)
+        return self.repo.room()
 
 
 class FakeHub:
@@ -87,14 +98,33 @@ class FakePresence:
 
 
 def subscription(
-    repo: FakeRepo, hub: FakeHub, after: int | None, buffer: int = 100, heartbeat_s: float = 30
+    repo: FakeRepo,
+    hub: FakeHub,
+    after: int | None,
+    buffer: int = 100,
+    heartbeat_s: float = 30,
+    *,
+    user: str = "bob",
+    rooms: list[str] | None = None,
+    positions: dict[str, int] | None = None,
+    channels: frozenset[Channel] = frozenset(),
 ) -> Subscription:
     config = ChatConfig(
         chat_subscriber_buffer=buffer, chat_heartbeat_s=heartbeat_s, chat_membership_check_s=30
     )
-    positions = {} if after is None else {ROOM: after}
+    if positions is None:
+        positions = {} if after is None else {ROOM: after}
     handlers: Any = FakeHandlers(repo)
-    return Subscription(config, handlers, hub, FakePresence(), Principal("bob"), [ROOM], positions)  # type: ignore[arg-type]
+    return Subscription(
+        config,
+        handlers,
+        hub,  # type: ignore[arg-type]
+        FakePresence(),  # type: ignore[arg-type]
+        Principal(user),
+        [ROOM] if rooms is None else rooms,
+        positions,
+        channels,
+    )
 
 
 async def take(stream: AsyncIterator[pb.SubscribeResponse], count: int) -> list[pb.SubscribeResponse]:
@@ -206,6 +236,22 @@ async def test_membership_read_before_the_stream_started_is_ignored() -> None:
     assert bodies(await take(stream, 1)) == ["still followed"]
 
 
+async def test_channel_filter_applies_to_replay_and_live_and_still_advances_the_position() -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    repo.add("chat before", channel=Channel.CHAT)
+    repo.add("voice before", channel=Channel.VOICE)
+    repo.add("ticket before", channel=Channel.TICKETS)
+    stream = subscription(repo, hub, after=0, channels=frozenset({Channel.VOICE})).run()
+    replayed = await take(stream, 2)
+    assert bodies(replayed) == ["voice before"]
+    assert replayed[1].room_subscribed.last_sequence == 3  # past the filtered ones: no refill later
+    reads = repo.reads
+    hub.listeners[0].offer(repo.add("chat live", channel=Channel.CHAT))
+    hub.listeners[0].offer(repo.add("voice live", channel=Channel.VOICE))
+    assert bodies(await take(stream, 1)) == ["voice live"]
+    assert repo.reads == reads
+
+
 @pytest.mark.parametrize(
     ("audience", "recipients", "user", "expected"),
     [
@@ -213,12 +259,67 @@ async def test_membership_read_before_the_stream_started_is_ignored() -> None:
         (AudienceKind.MEMBERS, ["bob", "carol"], "carol", True),
         (AudienceKind.MEMBER, ["bob"], "carol", False),
         (AudienceKind.MEMBER, ["bob"], "alice", True),  # the sender
+        (0, [], "anyone", False),  # an unset kind is no broadcast
+        (0, [], "alice", True),
+        (7, ["bob"], "carol", False),
     ],
 )
 def test_message_is_addressed_to_recipients_and_sender(
-    audience: AudienceKind, recipients: list[str], user: str, expected: bool
+    audience: int, recipients: list[str], user: str, expected: bool
 ) -> None:
     assert addressed_to(audience, recipients, "alice", user) is expected
+
+
+def test_system_message_with_unset_audience_reaches_no_one() -> None:
+    assert addressed_to(0, [], "", "") is False
+
+
+async def refusal(stream: AsyncIterator[pb.SubscribeResponse]) -> MeshError:
+    with pytest.raises(MeshError) as caught:
+        await anext(stream)
+    return caught.value
+
+
+@pytest.mark.parametrize("follow_all", [False, True])
+async def test_position_after_the_rooms_last_message_is_out_of_range(follow_all: bool) -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    repo.add("a")
+    stream = subscription(repo, hub, after=None, rooms=[] if follow_all else None, positions={ROOM: 2}).run()
+    error = await refusal(stream)
+    assert isinstance(error, OutOfRange)
+    assert [v.field for v in error.violations] == ["positions[0].after_sequence"]
+    assert hub.listeners == []  # refused before anything was followed
+
+
+async def test_position_at_the_rooms_last_message_starts_live() -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    repo.add("a")
+    stream = subscription(repo, hub, after=1).run()
+    assert (await take(stream, 1))[0].room_subscribed.last_sequence == 1
+
+
+async def test_position_for_a_room_of_others_is_permission_denied_on_a_follow_all_stream() -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    stream = subscription(repo, hub, after=None, user="mallory", rooms=[], positions={ROOM: 0}).run()
+    error = await refusal(stream)
+    assert isinstance(error, PermissionDenied)
+    assert [v.field for v in error.violations] == ["positions[0].room_id"]
+
+
+async def test_position_for_an_unknown_room_is_not_found() -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    stream = subscription(repo, hub, after=None, rooms=[], positions={"nope": 0}).run()
+    error = await refusal(stream)
+    assert isinstance(error, NotFound)
+    assert [v.field for v in error.violations] == ["positions[0].room_id"]
+
+
+async def test_named_room_of_others_is_permission_denied_naming_the_field() -> None:
+    repo, hub = FakeRepo(), FakeHub()
+    stream = subscription(repo, hub, after=None, user="mallory").run()
+    error = await refusal(stream)
+    assert isinstance(error, PermissionDenied)
+    assert [v.field for v in error.violations] == ["room_ids[0]"]
 
 
 def test_hub_offers_each_sequence_of_a_room_once_even_out_of_order() -> None:

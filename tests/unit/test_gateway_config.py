@@ -150,3 +150,73 @@ def test_listeners_share_their_port_across_workers_unless_told_not_to(tmp_path: 
 
     assert reuse() == [True]
     assert reuse(reuse_port=False) == [False]
+
+
+def test_rest_guard_runs_after_authentication_and_before_the_transcoder(tmp_path: Path, keys: Path) -> None:
+    _, config = _render(tmp_path, keys)
+    names = [f["name"] for f in _hcm(config)["http_filters"]]
+    # gRPC-Web is decoded before jwt_authn, so a refused gRPC-Web call gets grpc-status.
+    assert names.index("envoy.filters.http.grpc_web") < names.index("envoy.filters.http.jwt_authn")
+    assert names.index("envoy.filters.http.jwt_authn") < names.index("envoy.filters.http.lua")
+    assert names.index("envoy.filters.http.lua") < names.index("envoy.filters.http.grpc_json_transcoder")
+
+
+def test_transcoder_refuses_unknown_query_parameters_and_enum_case(tmp_path: Path, keys: Path) -> None:
+    _, config = _render(tmp_path, keys)
+    transcoder = _filter(config, "envoy.filters.http.grpc_json_transcoder")
+    assert transcoder["request_validation_options"]["reject_unknown_query_parameters"] is True
+    assert transcoder["case_insensitive_enum_parsing"] is False
+    assert not transcoder.get("ignore_unknown_query_parameters")
+
+
+def test_rest_guard_knows_every_binding_of_the_descriptor() -> None:
+    from mesh.openapi import rest_methods
+    from mesh.rest_guard import lua_pattern, route_table
+
+    routes = {(r["v"], r["p"]) for r in route_table()}
+    for method in rest_methods():
+        for binding in method.bindings:
+            assert (binding.verb.upper(), lua_pattern(binding.path)) in routes
+    # Custom verbs first: `/v1/jobs/{id}:watch` must not be read as GetJob of "id:watch".
+    custom = [r["x"] for r in route_table()]
+    assert custom == sorted(custom, reverse=True)
+
+
+def test_lua_pattern_of_a_template() -> None:
+    from mesh.rest_guard import lua_pattern
+
+    assert lua_pattern("/v1/rooms/{room_id}/messages") == "^/v1/rooms/[^/]+/messages$"
+    assert lua_pattern("/v1/rooms:subscribe") == "^/v1/rooms:subscribe$"
+    assert lua_pattern("/v1/{name=shelves/*}/books-x") == "^/v1/shelves/[^/]+/books%-x$"
+    assert lua_pattern("/v1/files/{path=**}") == "^/v1/files/.+$"
+
+
+def _mappers(config: dict[str, Any]) -> list[dict[str, Any]]:
+    mappers: list[dict[str, Any]] = _hcm(config)["local_reply_config"]["mappers"]
+    return mappers
+
+
+def test_every_local_error_status_of_a_rest_caller_becomes_status_json(tmp_path: Path, keys: Path) -> None:
+    from mesh.gateway import LOCAL_REPLY_CODES
+
+    _, config = _render(tmp_path, keys)
+    by_status = {}
+    for mapper in _mappers(config):
+        text = json.dumps(mapper["filter"])
+        for status in LOCAL_REPLY_CODES:
+            if f'"default_value": {status},' in text and "header_filter" in text and "/healthz" not in text:
+                by_status.setdefault(status, mapper)
+    assert set(by_status) == set(LOCAL_REPLY_CODES)
+    for status, mapper in by_status.items():
+        body = mapper["body_format_override"]
+        assert body["content_type"] == "application/json"
+        assert body["json_format"]["code"] == LOCAL_REPLY_CODES[status]
+        assert body["json_format"]["details"] == []
+
+
+def test_local_403_is_rewritten_to_401_for_every_caller(tmp_path: Path, keys: Path) -> None:
+    _, config = _render(tmp_path, keys)
+    rewrites = [m for m in _mappers(config) if '"default_value": 403,' in json.dumps(m["filter"])]
+    assert len(rewrites) == 2  # REST (with a Status body) and gRPC (grpc-status only)
+    assert all(m["status_code"] == 401 for m in rewrites)
+    assert "body_format_override" not in rewrites[-1]

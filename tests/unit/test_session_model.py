@@ -85,3 +85,67 @@ def test_remaining_seconds_count_only_while_active() -> None:
     assert session.remaining_seconds(T0 + 100) == 500
     paused = model.fire(session, T0 + 600, POLICY)
     assert paused is not None and paused.remaining_seconds(T0 + 601) == 0
+
+
+def _timeline(session: model.Session, until: float) -> list[tuple[Change, float]]:
+    """Fire every timer of `session` at its due moment up to `until`: (change, when)."""
+    seen = []
+    while (due := model.next_timer(session)) is not None and due[1] <= until:
+        fired = model.fire(session, due[1], POLICY)
+        assert fired is not None, f"timer {due} was due but changed nothing"
+        seen.append((fired.last_change, due[1]))
+        session = fired
+    return seen
+
+
+@pytest.mark.parametrize("prepaid", [1, 30, 59, 60])
+def test_session_shorter_than_the_warning_lead_is_warned_once_at_its_start(prepaid: int) -> None:
+    session = started(prepaid)
+    assert session.warn_at == T0  # the start: never before it
+    assert _timeline(session, T0 + 10_000)[:2] == [(Change.WARNED, T0), (Change.PAUSED, T0 + prepaid)]
+    assert [c for c, _ in _timeline(session, T0 + 10_000)].count(Change.WARNED) == 1
+
+
+@pytest.mark.parametrize("prepaid", [1, 59, 60, 61, 600, 86_400])
+def test_warning_is_never_due_before_the_start_nor_after_the_pause(prepaid: int) -> None:
+    session = started(prepaid)
+    assert session.warn_at is not None and T0 <= session.warn_at <= session.paid_until
+
+
+def test_without_a_lead_there_is_no_warning() -> None:
+    policy = Policy(warning_before_s=0, recharge_grace_s=300)
+    session = model.start("s1", "alice", "bob", "", 30, "r1", T0, policy)
+    assert session.warn_at == session.paid_until
+    assert model.next_timer(session) == (TimerKind.PAUSE, T0 + 30)
+
+
+def test_resume_with_less_than_the_lead_is_warned_at_the_resume() -> None:
+    paused = model.fire(started(600), T0 + 600, POLICY)
+    assert paused is not None
+    resumed = model.recharge(paused, 20, "r2", T0 + 700, POLICY)
+    assert resumed.warn_at == T0 + 700 and not resumed.warned
+    assert _timeline(resumed, T0 + 800)[:2] == [(Change.WARNED, T0 + 700), (Change.PAUSED, T0 + 720)]
+
+
+def test_recharge_leaving_less_than_the_lead_warns_at_once_if_not_warned_yet() -> None:
+    session = started(30)
+    warned = model.fire(session, T0, POLICY)
+    assert warned is not None and warned.warned
+    # warned already: a small recharge keeps the warning given (no second one)
+    recharged = model.recharge(warned, 10, "r2", T0 + 5, POLICY)
+    assert recharged.warned and recharged.warn_at == T0
+    assert _timeline(recharged, T0 + 100)[0] == (Change.PAUSED, T0 + 40)
+
+
+def test_recharge_that_moves_the_warning_ahead_warns_again_later() -> None:
+    warned = model.fire(started(30), T0, POLICY)
+    assert warned is not None
+    recharged = model.recharge(warned, 600, "r2", T0 + 5, POLICY)
+    assert not recharged.warned and recharged.warn_at == T0 + 630 - 60
+    assert _timeline(recharged, T0 + 1000)[:2] == [(Change.WARNED, T0 + 570), (Change.PAUSED, T0 + 630)]
+
+
+def test_expiry_is_the_grace_period_after_the_pause_never_before_the_start() -> None:
+    paused = model.fire(started(1), T0 + 1, POLICY)
+    assert paused is not None and paused.last_change is Change.PAUSED  # warning at T0 skipped: late
+    assert paused.expire_at == T0 + 1 + POLICY.recharge_grace_s

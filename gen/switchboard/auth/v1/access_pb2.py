@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n switchboard/auth/v1/access.proto\x12\x13switchboard.auth.v1\x1a google/protobuf/descriptor.proto\"\\\n\nAccessRule\x12(\n\x05roles\x18\x01 \x03(\x0e\x32\x19.switchboard.auth.v1.Role\x12\x0e\n\x06public\x18\x02 \x01(\x08\x12\x14\n\x0cowner_scoped\x18\x03 \x01(\x08*v\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rROLE_CUSTOMER\x10\x01\x12\x10\n\x0cROLE_ADVISOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x12\x11\n\rROLE_OPERATOR\x10\x04\x12\x10\n\x0cROLE_SERVICE\x10\x05:Q\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xc5\x8a\x03 \x01(\x0b\x32\x1f.switchboard.auth.v1.AccessRuleb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n switchboard/auth/v1/access.proto\x12\x13switchboard.auth.v1\x1a google/protobuf/descriptor.proto\"o\n\nAccessRule\x12(\n\x05roles\x18\x01 \x03(\x0e\x32\x19.switchboard.auth.v1.Role\x12\x0e\n\x06public\x18\x02 \x01(\x08\x12\x14\n\x0cowner_scoped\x18\x03 \x01(\x08\x12\x11\n\tworkloads\x18\x04 \x03(\t*v\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rROLE_CUSTOMER\x10\x01\x12\x10\n\x0cROLE_ADVISOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x12\x11\n\rROLE_OPERATOR\x10\x04\x12\x10\n\x0cROLE_SERVICE\x10\x05:Q\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xc5\x8a\x03 \x01(\x0b\x32\x1f.switchboard.auth.v1.AccessRuleb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchboard.auth.v1.access_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=185
-  _globals['_ROLE']._serialized_end=303
+  _globals['_ROLE']._serialized_start=204
+  _globals['_ROLE']._serialized_end=322
   _globals['_ACCESSRULE']._serialized_start=91
-  _globals['_ACCESSRULE']._serialized_end=183
+  _globals['_ACCESSRULE']._serialized_end=202
 # @@protoc_insertion_point(module_scope)

@@ -26,11 +26,13 @@ ACCESS_FIELD_NUMBER: _ClassVar[int]
 access: _descriptor.FieldDescriptor
 
 class AccessRule(_message.Message):
-    __slots__ = ("roles", "public", "owner_scoped")
+    __slots__ = ("roles", "public", "owner_scoped", "workloads")
     ROLES_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_FIELD_NUMBER: _ClassVar[int]
     OWNER_SCOPED_FIELD_NUMBER: _ClassVar[int]
+    WORKLOADS_FIELD_NUMBER: _ClassVar[int]
     roles: _containers.RepeatedScalarFieldContainer[Role]
     public: bool
     owner_scoped: bool
-    def __init__(self, roles: _Optional[_Iterable[_Union[Role, str]]] = ..., public: _Optional[bool] = ..., owner_scoped: _Optional[bool] = ...) -> None: ...
+    workloads: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, roles: _Optional[_Iterable[_Union[Role, str]]] = ..., public: _Optional[bool] = ..., owner_scoped: _Optional[bool] = ..., workloads: _Optional[_Iterable[str]] = ...) -> None: ...

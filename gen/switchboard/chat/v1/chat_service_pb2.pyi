@@ -241,16 +241,18 @@ class SendMessageResponse(_message.Message):
     def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ...) -> None: ...
 
 class ListMessagesRequest(_message.Message):
-    __slots__ = ("room_id", "page_size", "page_token", "before_sequence")
+    __slots__ = ("room_id", "page_size", "page_token", "before_sequence", "channels")
     ROOM_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     BEFORE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
     room_id: str
     page_size: int
     page_token: str
     before_sequence: int
-    def __init__(self, room_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., before_sequence: _Optional[int] = ...) -> None: ...
+    channels: _containers.RepeatedScalarFieldContainer[Channel]
+    def __init__(self, room_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., before_sequence: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[Channel, str]]] = ...) -> None: ...
 
 class ListMessagesResponse(_message.Message):
     __slots__ = ("messages", "next_page_token")
@@ -269,12 +271,14 @@ class RoomPosition(_message.Message):
     def __init__(self, room_id: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("room_ids", "positions")
+    __slots__ = ("room_ids", "positions", "channels")
     ROOM_IDS_FIELD_NUMBER: _ClassVar[int]
     POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
     room_ids: _containers.RepeatedScalarFieldContainer[str]
     positions: _containers.RepeatedCompositeFieldContainer[RoomPosition]
-    def __init__(self, room_ids: _Optional[_Iterable[str]] = ..., positions: _Optional[_Iterable[_Union[RoomPosition, _Mapping]]] = ...) -> None: ...
+    channels: _containers.RepeatedScalarFieldContainer[Channel]
+    def __init__(self, room_ids: _Optional[_Iterable[str]] = ..., positions: _Optional[_Iterable[_Union[RoomPosition, _Mapping]]] = ..., channels: _Optional[_Iterable[_Union[Channel, str]]] = ...) -> None: ...
 
 class SubscribeResponse(_message.Message):
     __slots__ = ("message", "presence", "heartbeat", "room_subscribed", "room_unsubscribed")

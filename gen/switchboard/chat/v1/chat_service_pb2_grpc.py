@@ -152,6 +152,11 @@ class ChatServiceServicer:
         """Posts a message to a room (members only). The message is stored with the
         room's next sequence number before it is delivered. Idempotent on
         (room_id, sender, client_message_id): a retry returns the stored message.
+        `channel` and `audience.kind` are required: an unset or UNSPECIFIED value
+        is INVALID_ARGUMENT (field `channel`, `audience.kind`), never a default
+        that widens who sees the message or where it goes. The stored message is
+        also queued, in the same transaction, as inbound work for its channel
+        (see Channel).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -159,7 +164,10 @@ class ChatServiceServicer:
 
     def ListMessages(self, request, context):
         """Returns a room's history, newest first, paged backwards by sequence.
-        Only messages whose audience includes the caller (or sent by the caller).
+        Only messages whose audience includes the caller (or sent by the caller),
+        and only on the requested channels. A `before_sequence` past the room's
+        end (above last_sequence + 1) is OUT_OF_RANGE; a page token from another
+        room, user or filter is INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -171,7 +179,13 @@ class ChatServiceServicer:
         messages, presence changes and heartbeats; no gap, no duplicate. A slow
         reader's stream ends with RESOURCE_EXHAUSTED; it resumes from its
         positions. Rooms the caller joins later (when room_ids is empty) are
-        added with a RoomSubscribed.
+        added with a RoomSubscribed. Nothing is ignored silently: a room_id or
+        position naming an unknown room is NOT_FOUND, a room the caller is not a
+        member of PERMISSION_DENIED, a position after the room's last sequence
+        OUT_OF_RANGE (field `positions[i].after_sequence`), a negative one, a
+        duplicate, or a position for a room outside a non-empty room_ids
+        INVALID_ARGUMENT; all before anything is streamed. With `channels`, only
+        messages on those channels are delivered (replay and live).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from switchboard.events.v1 import event_type_pb2 as switchboard_dot_events_dot_v1_dot_event__type__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'switchboard/events/v1/chat_events.proto\x12\x15switchboard.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&switchboard/events/v1/event_type.proto\"\\\n\x0c\x43hatAudience\x12\x35\n\x04kind\x18\x01 \x01(\x0e\x32\'.switchboard.events.v1.ChatAudienceKind\x12\x15\n\rrecipient_ids\x18\x02 \x03(\t\"\xf0\x01\n\x0f\x43hatRoomCreated\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x31\n\x04kind\x18\x02 \x01(\x0e\x32#.switchboard.events.v1.ChatRoomKind\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x10\n\x08owner_id\x18\x04 \x01(\t\x12\x12\n\nmember_ids\x18\x05 \x03(\t\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x18\xca\xda\x18\x14\x63hat.room_created.v1\"\x90\x01\n\x10\x43hatMemberJoined\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08\x61\x64\x64\x65\x64_by\x18\x03 \x01(\t\x12-\n\tjoin_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x19\xca\xda\x18\x15\x63hat.member_joined.v1\"\x8f\x01\n\x0e\x43hatMemberLeft\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nremoved_by\x18\x03 \x01(\t\x12.\n\nleave_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x17\xca\xda\x18\x13\x63hat.member_left.v1\"\x90\x03\n\x11\x43hatMessagePosted\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x03\x12\x19\n\x11\x63lient_message_id\x18\x04 \x01(\t\x12\x11\n\tsender_id\x18\x05 \x01(\t\x12\x0c\n\x04\x62ody\x18\x06 \x01(\t\x12\x33\n\x07\x63hannel\x18\x07 \x01(\x0e\x32\".switchboard.events.v1.ChatChannel\x12\x35\n\x08\x61udience\x18\x08 \x01(\x0b\x32#.switchboard.events.v1.ChatAudience\x12\x34\n\x04kind\x18\t \x01(\x0e\x32&.switchboard.events.v1.ChatMessageKind\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11system_event_type\x18\x0b \x01(\t:\x1a\xca\xda\x18\x16\x63hat.message_posted.v1\"\xcc\x01\n\x0fPresenceChanged\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x33\n\x05state\x18\x02 \x01(\x0e\x32$.switchboard.events.v1.PresenceState\x12\x12\n\nreplica_id\x18\x03 \x01(\t\x12\x10\n\x08room_ids\x18\x04 \x03(\t\x12/\n\x0b\x63hange_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1c\xca\xda\x18\x18\x63hat.presence_changed.v1*\x7f\n\x0c\x43hatRoomKind\x12\x1e\n\x1a\x43HAT_ROOM_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43HAT_ROOM_KIND_GROUP\x10\x01\x12\x19\n\x15\x43HAT_ROOM_KIND_DIRECT\x10\x02\x12\x1a\n\x16\x43HAT_ROOM_KIND_SESSION\x10\x03*t\n\x0b\x43hatChannel\x12\x1c\n\x18\x43HAT_CHANNEL_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43HAT_CHANNEL_CHAT\x10\x01\x12\x16\n\x12\x43HAT_CHANNEL_VOICE\x10\x02\x12\x18\n\x14\x43HAT_CHANNEL_TICKETS\x10\x03*\x92\x01\n\x10\x43hatAudienceKind\x12\"\n\x1e\x43HAT_AUDIENCE_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43HAT_AUDIENCE_KIND_ROOM\x10\x01\x12\x1e\n\x1a\x43HAT_AUDIENCE_KIND_MEMBERS\x10\x02\x12\x1d\n\x19\x43HAT_AUDIENCE_KIND_MEMBER\x10\x03*n\n\x0f\x43hatMessageKind\x12!\n\x1d\x43HAT_MESSAGE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43HAT_MESSAGE_KIND_USER\x10\x01\x12\x1c\n\x18\x43HAT_MESSAGE_KIND_SYSTEM\x10\x02*f\n\rPresenceState\x12\x1e\n\x1aPRESENCE_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15PRESENCE_STATE_ONLINE\x10\x01\x12\x1a\n\x16PRESENCE_STATE_OFFLINE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'switchboard/events/v1/chat_events.proto\x12\x15switchboard.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&switchboard/events/v1/event_type.proto\"\\\n\x0c\x43hatAudience\x12\x35\n\x04kind\x18\x01 \x01(\x0e\x32\'.switchboard.events.v1.ChatAudienceKind\x12\x15\n\rrecipient_ids\x18\x02 \x03(\t\"\xf0\x01\n\x0f\x43hatRoomCreated\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x31\n\x04kind\x18\x02 \x01(\x0e\x32#.switchboard.events.v1.ChatRoomKind\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x10\n\x08owner_id\x18\x04 \x01(\t\x12\x12\n\nmember_ids\x18\x05 \x03(\t\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x18\xca\xda\x18\x14\x63hat.room_created.v1\"\x90\x01\n\x10\x43hatMemberJoined\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08\x61\x64\x64\x65\x64_by\x18\x03 \x01(\t\x12-\n\tjoin_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x19\xca\xda\x18\x15\x63hat.member_joined.v1\"\x8f\x01\n\x0e\x43hatMemberLeft\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nremoved_by\x18\x03 \x01(\t\x12.\n\nleave_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x17\xca\xda\x18\x13\x63hat.member_left.v1\"\x90\x03\n\x11\x43hatMessagePosted\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x03\x12\x19\n\x11\x63lient_message_id\x18\x04 \x01(\t\x12\x11\n\tsender_id\x18\x05 \x01(\t\x12\x0c\n\x04\x62ody\x18\x06 \x01(\t\x12\x33\n\x07\x63hannel\x18\x07 \x01(\x0e\x32\".switchboard.events.v1.ChatChannel\x12\x35\n\x08\x61udience\x18\x08 \x01(\x0b\x32#.switchboard.events.v1.ChatAudience\x12\x34\n\x04kind\x18\t \x01(\x0e\x32&.switchboard.events.v1.ChatMessageKind\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11system_event_type\x18\x0b \x01(\t:\x1a\xca\xda\x18\x16\x63hat.message_posted.v1\"\xcc\x01\n\x0fPresenceChanged\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x33\n\x05state\x18\x02 \x01(\x0e\x32$.switchboard.events.v1.PresenceState\x12\x12\n\nreplica_id\x18\x03 \x01(\t\x12\x10\n\x08room_ids\x18\x04 \x03(\t\x12/\n\x0b\x63hange_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x1c\xca\xda\x18\x18\x63hat.presence_changed.v1\"p\n\x10\x43hatTextReceived\x12\x39\n\x07message\x18\x01 \x01(\x0b\x32(.switchboard.events.v1.ChatMessagePosted:!\xca\xda\x18\x1d\x63hat.channel.chat.received.v1\"x\n\x17\x43hatVoiceSignalReceived\x12\x39\n\x07message\x18\x01 \x01(\x0b\x32(.switchboard.events.v1.ChatMessagePosted:\"\xca\xda\x18\x1e\x63hat.channel.voice.received.v1\"u\n\x12\x43hatTicketReceived\x12\x39\n\x07message\x18\x01 \x01(\x0b\x32(.switchboard.events.v1.ChatMessagePosted:$\xca\xda\x18 chat.channel.tickets.received.v1*\x7f\n\x0c\x43hatRoomKind\x12\x1e\n\x1a\x43HAT_ROOM_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43HAT_ROOM_KIND_GROUP\x10\x01\x12\x19\n\x15\x43HAT_ROOM_KIND_DIRECT\x10\x02\x12\x1a\n\x16\x43HAT_ROOM_KIND_SESSION\x10\x03*t\n\x0b\x43hatChannel\x12\x1c\n\x18\x43HAT_CHANNEL_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43HAT_CHANNEL_CHAT\x10\x01\x12\x16\n\x12\x43HAT_CHANNEL_VOICE\x10\x02\x12\x18\n\x14\x43HAT_CHANNEL_TICKETS\x10\x03*\x92\x01\n\x10\x43hatAudienceKind\x12\"\n\x1e\x43HAT_AUDIENCE_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43HAT_AUDIENCE_KIND_ROOM\x10\x01\x12\x1e\n\x1a\x43HAT_AUDIENCE_KIND_MEMBERS\x10\x02\x12\x1d\n\x19\x43HAT_AUDIENCE_KIND_MEMBER\x10\x03*n\n\x0f\x43hatMessageKind\x12!\n\x1d\x43HAT_MESSAGE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43HAT_MESSAGE_KIND_USER\x10\x01\x12\x1c\n\x18\x43HAT_MESSAGE_KIND_SYSTEM\x10\x02*f\n\rPresenceState\x12\x1e\n\x1aPRESENCE_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15PRESENCE_STATE_ONLINE\x10\x01\x12\x1a\n\x16PRESENCE_STATE_OFFLINE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,16 +43,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHATMESSAGEPOSTED']._serialized_options = b'\312\332\030\026chat.message_posted.v1'
   _globals['_PRESENCECHANGED']._loaded_options = None
   _globals['_PRESENCECHANGED']._serialized_options = b'\312\332\030\030chat.presence_changed.v1'
-  _globals['_CHATROOMKIND']._serialized_start=1379
-  _globals['_CHATROOMKIND']._serialized_end=1506
-  _globals['_CHATCHANNEL']._serialized_start=1508
-  _globals['_CHATCHANNEL']._serialized_end=1624
-  _globals['_CHATAUDIENCEKIND']._serialized_start=1627
-  _globals['_CHATAUDIENCEKIND']._serialized_end=1773
-  _globals['_CHATMESSAGEKIND']._serialized_start=1775
-  _globals['_CHATMESSAGEKIND']._serialized_end=1885
-  _globals['_PRESENCESTATE']._serialized_start=1887
-  _globals['_PRESENCESTATE']._serialized_end=1989
+  _globals['_CHATTEXTRECEIVED']._loaded_options = None
+  _globals['_CHATTEXTRECEIVED']._serialized_options = b'\312\332\030\035chat.channel.chat.received.v1'
+  _globals['_CHATVOICESIGNALRECEIVED']._loaded_options = None
+  _globals['_CHATVOICESIGNALRECEIVED']._serialized_options = b'\312\332\030\036chat.channel.voice.received.v1'
+  _globals['_CHATTICKETRECEIVED']._loaded_options = None
+  _globals['_CHATTICKETRECEIVED']._serialized_options = b'\312\332\030 chat.channel.tickets.received.v1'
+  _globals['_CHATROOMKIND']._serialized_start=1734
+  _globals['_CHATROOMKIND']._serialized_end=1861
+  _globals['_CHATCHANNEL']._serialized_start=1863
+  _globals['_CHATCHANNEL']._serialized_end=1979
+  _globals['_CHATAUDIENCEKIND']._serialized_start=1982
+  _globals['_CHATAUDIENCEKIND']._serialized_end=2128
+  _globals['_CHATMESSAGEKIND']._serialized_start=2130
+  _globals['_CHATMESSAGEKIND']._serialized_end=2240
+  _globals['_PRESENCESTATE']._serialized_start=2242
+  _globals['_PRESENCESTATE']._serialized_end=2344
   _globals['_CHATAUDIENCE']._serialized_start=139
   _globals['_CHATAUDIENCE']._serialized_end=231
   _globals['_CHATROOMCREATED']._serialized_start=234
@@ -65,4 +71,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHATMESSAGEPOSTED']._serialized_end=1170
   _globals['_PRESENCECHANGED']._serialized_start=1173
   _globals['_PRESENCECHANGED']._serialized_end=1377
+  _globals['_CHATTEXTRECEIVED']._serialized_start=1379
+  _globals['_CHATTEXTRECEIVED']._serialized_end=1491
+  _globals['_CHATVOICESIGNALRECEIVED']._serialized_start=1493
+  _globals['_CHATVOICESIGNALRECEIVED']._serialized_end=1613
+  _globals['_CHATTICKETRECEIVED']._serialized_start=1615
+  _globals['_CHATTICKETRECEIVED']._serialized_end=1732
 # @@protoc_insertion_point(module_scope)

@@ -151,3 +151,21 @@ class PresenceChanged(_message.Message):
     room_ids: _containers.RepeatedScalarFieldContainer[str]
     change_time: _timestamp_pb2.Timestamp
     def __init__(self, user_id: _Optional[str] = ..., state: _Optional[_Union[PresenceState, str]] = ..., replica_id: _Optional[str] = ..., room_ids: _Optional[_Iterable[str]] = ..., change_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ChatTextReceived(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: ChatMessagePosted
+    def __init__(self, message: _Optional[_Union[ChatMessagePosted, _Mapping]] = ...) -> None: ...
+
+class ChatVoiceSignalReceived(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: ChatMessagePosted
+    def __init__(self, message: _Optional[_Union[ChatMessagePosted, _Mapping]] = ...) -> None: ...
+
+class ChatTicketReceived(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: ChatMessagePosted
+    def __init__(self, message: _Optional[_Union[ChatMessagePosted, _Mapping]] = ...) -> None: ...

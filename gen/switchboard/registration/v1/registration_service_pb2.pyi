@@ -192,13 +192,17 @@ class CancelJobResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
 
 class WatchJobRequest(_message.Message):
-    __slots__ = ("job_id",)
+    __slots__ = ("job_id", "after_sequence")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
-    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+    after_sequence: int
+    def __init__(self, job_id: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
 
 class WatchJobResponse(_message.Message):
-    __slots__ = ("job",)
+    __slots__ = ("job", "coalesced_from_sequence")
     JOB_FIELD_NUMBER: _ClassVar[int]
+    COALESCED_FROM_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     job: Job
-    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+    coalesced_from_sequence: int
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ..., coalesced_from_sequence: _Optional[int] = ...) -> None: ...

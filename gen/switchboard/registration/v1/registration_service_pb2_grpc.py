@@ -110,8 +110,11 @@ class RegistrationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchJob(self, request, context):
-        """Streams a job: the current snapshot, then a snapshot after every status
-        or progress change. The stream ends after a terminal status.
+        """Streams a job: the current snapshot, then the job after every status or
+        progress change, each one in order (QUEUED, RUNNING... however quickly
+        they follow each other), or a message marked `coalesced_from_sequence`
+        where some could not be delivered one by one. Response headers are sent
+        at once. The stream ends after a terminal status.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

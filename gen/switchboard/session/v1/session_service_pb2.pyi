@@ -150,19 +150,23 @@ class EndSessionResponse(_message.Message):
     def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
 
 class WatchSessionRequest(_message.Message):
-    __slots__ = ("session_id",)
+    __slots__ = ("session_id", "after_version")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_VERSION_FIELD_NUMBER: _ClassVar[int]
     session_id: str
-    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+    after_version: int
+    def __init__(self, session_id: _Optional[str] = ..., after_version: _Optional[int] = ...) -> None: ...
 
 class WatchSessionResponse(_message.Message):
-    __slots__ = ("session", "kind", "remaining_seconds", "server_time")
+    __slots__ = ("session", "kind", "remaining_seconds", "server_time", "coalesced_from_version")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     REMAINING_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SERVER_TIME_FIELD_NUMBER: _ClassVar[int]
+    COALESCED_FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
     session: Session
     kind: SessionUpdateKind
     remaining_seconds: int
     server_time: _timestamp_pb2.Timestamp
-    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., kind: _Optional[_Union[SessionUpdateKind, str]] = ..., remaining_seconds: _Optional[int] = ..., server_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    coalesced_from_version: int
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., kind: _Optional[_Union[SessionUpdateKind, str]] = ..., remaining_seconds: _Optional[int] = ..., server_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., coalesced_from_version: _Optional[int] = ...) -> None: ...

@@ -74,6 +74,12 @@ class SessionServiceServicer:
     def StartSession(self, request, context):
         """Starts an ACTIVE session between the calling customer and an advisor and
         schedules its warning and pause timers. Idempotent on `request_id`.
+        A `room_id` must name an existing DIRECT or SESSION room whose members are
+        exactly the customer and the advisor and that no other session uses:
+        NOT_FOUND when the caller cannot see such a room, PERMISSION_DENIED when
+        it is someone else's (both with a field violation on `room_id`),
+        UNAVAILABLE while chat_svc cannot be asked. Without one, the session gets
+        a room of its own (its id is in `Session.room_id` at once).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -113,8 +119,11 @@ class SessionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchSession(self, request, context):
-        """Streams a session: a SNAPSHOT first, then every state change, the pause
-        warning and periodic TICKs. The stream ends after ENDED or EXPIRED.
+        """Streams a session: a SNAPSHOT first (unless resuming), then every version
+        after it in order, one message each (STATE_CHANGED or PAUSE_WARNING), and
+        periodic TICKs. A version that can no longer be delivered on its own is
+        announced by `coalesced_from_version`. Response headers are sent at once.
+        The stream ends after ENDED or EXPIRED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
