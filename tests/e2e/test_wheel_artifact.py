@@ -4,6 +4,7 @@ source tree (no checkout on sys.path), against the embedded store and the broker
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,9 +30,15 @@ class InstalledWheel:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> InstalledWheel:
     base = tmp_path_factory.mktemp("artifact")
+    # The build context the Dockerfile copies, and nothing else (no stale build/ folder).
+    source = base / "src"
+    source.mkdir()
+    shutil.copy(ROOT / "pyproject.toml", source)
+    for folder in ("mesh", "gen", *(spec.module for spec in SERVICES)):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     dist = base / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(dist), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(dist), str(source)],
         check=True,
         cwd=base,
     )
